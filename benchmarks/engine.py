@@ -1,0 +1,332 @@
+"""Training throughput and inference latency: nn_core vs PyTorch (CPU) vs scikit-learn.
+
+Network: 784-256-128-10 ReLU, softmax cross-entropy, on 60,000 x 784 float32 rows
+(Fashion-MNIST's training set when the Debian package is installed, else random data of that
+shape: the speed is the same). Each measurement runs in its own subprocess (PyTorch's OpenMP
+threads spin after each call and would steal the cores from OpenBLAS in a shared process);
+the engines take turns, every measurement is repeated, medians are reported, and ratios are
+taken within this run, because the machine is shared and noisy.
+
+    python benchmarks/engine.py [--repeats 3] [--sklearn-rows 10000]
+
+PyTorch: `pip install torch==2.13.0`; scikit-learn: `pip install -e '.[bench]'`. Both optional.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from nn_core.spec import build_model
+from nn_core.training import Trainer
+
+BATCHES = (32, 128, 512)
+OPTIMIZERS = ("sgd", "adam")
+LR = {"sgd": 0.01, "adam": 0.001}
+
+
+def load_data(rows: int = 60_000) -> tuple[np.ndarray, np.ndarray, str]:
+    """The benchmark's training rows and their source."""
+    try:
+        from nn_core.datasets.catalog import load_dataset
+
+        data = load_dataset("fashion-mnist", cache_dir="/tmp")
+        x = (data.X_train[:rows] / np.float32(255)).astype(np.float32)
+        return x, data.y_train[:rows], "Fashion-MNIST train"
+    except Exception:  # not installed: same shape, random values
+        rng = np.random.default_rng(0)
+        return rng.random((rows, 784), dtype=np.float32), rng.integers(0, 10, rows), "random"
+
+
+def spec(optimizer: str, batch: int) -> dict[str, Any]:
+    return {
+        "input_dim": 784,
+        "layers": [
+            {"type": "dense", "units": 256, "activation": "relu"},
+            {"type": "dense", "units": 128, "activation": "relu"},
+            {"type": "dense", "units": 10, "activation": "softmax"},
+        ],
+        "loss": "categorical_crossentropy",
+        "optimizer": {"name": optimizer, "lr": LR[optimizer]},
+        "training": {"epochs": 1000, "batch_size": batch, "seed": 0},
+    }
+
+
+class NNCore:
+    name = "nn_core"
+
+    def __init__(self, optimizer: str, batch: int, x: np.ndarray, y: np.ndarray) -> None:
+        self.trainer = Trainer(build_model(spec(optimizer, batch)))
+        self.x, self.y = x, y
+        self.trainer.fit(x[:2048], y[:2048], epochs=1)  # warm up, fit preprocessing/labels
+
+    def epoch_seconds(self) -> float:
+        self.trainer.fit(self.x, self.y, epochs=1)
+        return float(self.trainer.history[-1]["seconds"])  # the epoch loop only
+
+
+class Torch:
+    name = "pytorch"
+
+    def __init__(self, optimizer: str, batch: int, x: np.ndarray, y: np.ndarray) -> None:
+        import torch
+
+        self.torch = torch
+        self.net = torch_net()
+        params = self.net.parameters()
+        if optimizer == "sgd":
+            self.opt: Any = torch.optim.SGD(params, lr=LR[optimizer])
+        else:
+            self.opt = torch.optim.Adam(params, lr=LR[optimizer], fused=True)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+        self.batch = batch
+
+    def epoch_seconds(self) -> float:
+        torch, n, bs = self.torch, len(self.x), self.batch
+        start = time.perf_counter()
+        order = torch.randperm(n)
+        xs, ys = self.x[order], self.y[order]
+        for i in range(0, n, bs):
+            self.opt.zero_grad(set_to_none=True)
+            self.loss(self.net(xs[i : i + bs]), ys[i : i + bs]).backward()
+            self.opt.step()
+        return time.perf_counter() - start
+
+
+class Sklearn:
+    name = "scikit-learn"
+
+    def __init__(self, optimizer: str, batch: int, x: np.ndarray, y: np.ndarray, rows: int) -> None:
+        from sklearn.neural_network import MLPClassifier
+
+        solver = {"sgd": "sgd", "adam": "adam"}[optimizer]
+        self.clf = MLPClassifier(
+            hidden_layer_sizes=(256, 128),
+            solver=solver,
+            batch_size=batch,
+            learning_rate_init=LR[optimizer],
+            momentum=0.0,
+            random_state=0,
+        )
+        self.x, self.y = x[:rows], y[:rows]
+        self.clf.partial_fit(self.x[:batch], self.y[:batch], classes=np.arange(10))
+        self.scale = len(x) / rows  # report per full epoch
+
+    def epoch_seconds(self) -> float:
+        start = time.perf_counter()
+        self.clf.partial_fit(self.x, self.y)
+        return (time.perf_counter() - start) * self.scale
+
+
+def gemm_floor_epoch_seconds(batch: int, epochs: int) -> float:
+    """One epoch's matrix products alone (3 forward, 2 weight-gradient and 2 input-gradient
+    products per step, the first layer's input gradient being unneeded): what any engine on
+    this BLAS must spend, however little else it does. Best of `epochs` epochs."""
+    rng = np.random.default_rng(0)
+    widths = (784, 256, 128, 10)
+    x = rng.random((batch, widths[0]), dtype=np.float32)
+    ws = [rng.random(shape, dtype=np.float32) / shape[0] for shape in itertools.pairwise(widths)]
+    outs = [np.empty((batch, width), dtype=np.float32) for width in widths[1:]]
+    out_grads = [rng.random((batch, width), dtype=np.float32) for width in widths[1:]]
+    weight_grads = [np.empty_like(w) for w in ws]
+    inputs = [x, *outs[:-1]]
+
+    def step() -> None:
+        for a, w, out in zip(inputs, ws, outs, strict=True):
+            np.matmul(a, w, out=out)
+        for i in (2, 1, 0):
+            np.matmul(inputs[i].T, out_grads[i], out=weight_grads[i])
+            if i > 0:
+                np.matmul(out_grads[i], ws[i].T, out=out_grads[i - 1])
+
+    steps = -(-60_000 // batch)
+    best = float("inf")
+    for _ in range(epochs + 1):  # the first is a warm-up
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def median_latency(fn: Callable[[], Any], calls: int) -> float:
+    for _ in range(20):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def torch_net() -> Any:
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
+
+
+def latency(engine: str, batch: int, x: np.ndarray, y: np.ndarray) -> float:
+    """Median seconds per predict call (class probabilities) for `batch` rows."""
+    rows = x[:batch]
+    calls = 2000 if batch == 1 else 300
+    if engine == "nn_core":
+        trainer = Trainer(build_model(spec("sgd", 128)))
+        trainer.fit(x[:2048], y[:2048], epochs=1)
+        return median_latency(lambda: trainer.model.predict(rows), calls)
+    if engine == "pytorch":
+        import torch
+
+        net = torch_net().eval()
+        t_rows = torch.from_numpy(rows)
+
+        def predict() -> Any:
+            with torch.inference_mode():
+                return torch.softmax(net(t_rows), dim=1).numpy()
+
+        return median_latency(predict, calls)
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=(256, 128), max_iter=1)
+    clf.partial_fit(x[:512], y[:512], classes=np.arange(10))
+    return median_latency(lambda: clf.predict_proba(rows), calls)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One measurement in this process; prints a JSON number (seconds) on the last line."""
+    if args.engine == "pytorch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.task == "gemm":
+        print(json.dumps(gemm_floor_epoch_seconds(args.batch, args.epochs)))
+        return
+    x, y, _ = load_data()
+    if args.task == "latency":
+        print(json.dumps(latency(args.engine, args.batch, x, y)))
+        return
+    if args.engine == "nn_core":
+        engine: Any = NNCore(args.optimizer, args.batch, x, y)
+    elif args.engine == "pytorch":
+        engine = Torch(args.optimizer, args.batch, x, y)
+    else:
+        engine = Sklearn(args.optimizer, args.batch, x, y, args.sklearn_rows)
+    engine.epoch_seconds()  # warm-up epoch
+    print(json.dumps(min(engine.epoch_seconds() for _ in range(args.epochs))))
+
+
+def measure(args: argparse.Namespace, engine: str, task: str, optimizer: str, batch: int) -> float:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--engine",
+        engine,
+        "--task",
+        task,
+        "--optimizer",
+        optimizer,
+        "--batch",
+        str(batch),
+        "--threads",
+        str(args.threads),
+        "--epochs",
+        str(args.epochs),
+        "--sklearn-rows",
+        str(args.sklearn_rows),
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(json.loads(out.strip().splitlines()[-1]))
+
+
+def available(module: str) -> str | None:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except ImportError:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="subprocesses per measurement")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per subprocess (best)")
+    parser.add_argument("--sklearn-rows", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--task", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    _, _, source = load_data(rows=1)
+    versions = {"pytorch": available("torch"), "scikit-learn": available("sklearn")}
+    engines = ["nn_core"] + [name for name, version in versions.items() if version]
+    print(
+        f"data: {source}, 60000x784 float32; threads {args.threads}; numpy {np.__version__}, "
+        f"torch {versions['pytorch'] or 'not installed'}, "
+        f"scikit-learn {versions['scikit-learn'] or 'not installed'}"
+    )
+    print(
+        f"training samples/s, median of {args.repeats} runs "
+        "(ratio = nn_core / other; > 1 means nn_core is faster; floor = the step's matrix "
+        "products alone, nn_core's share of that speed)"
+    )
+    for optimizer in OPTIMIZERS:
+        for batch in BATCHES:
+            times: dict[str, list[float]] = {e: [] for e in [*engines, "floor"]}
+            for _ in range(args.repeats):
+                for engine in engines:  # take turns, so drift hits all alike
+                    times[engine].append(measure(args, engine, "train", optimizer, batch))
+                if optimizer == "sgd":
+                    times["floor"].append(measure(args, "numpy", "gemm", optimizer, batch))
+            rate = {k: 60_000 / statistics.median(v) for k, v in times.items() if v}
+            parts = [f"nn_core {rate['nn_core']:9,.0f}"]
+            parts += [
+                f"{k} {v:9,.0f} (x{rate['nn_core'] / v:.2f})"
+                for k, v in rate.items()
+                if k not in ("nn_core", "floor")
+            ]
+            if "floor" in rate:
+                parts.append(f"floor {rate['floor']:9,.0f} ({rate['nn_core'] / rate['floor']:.0%})")
+            print(f"  {optimizer:<4} batch {batch:>3}: " + ", ".join(parts), flush=True)
+
+    print(
+        "inference latency per call, median (ratio = other / nn_core; > 1 means nn_core is faster)"
+    )
+    for batch in (1, 256):
+        lat: dict[str, list[float]] = {e: [] for e in engines}
+        for _ in range(args.repeats):
+            for engine in engines:
+                lat[engine].append(measure(args, engine, "latency", "sgd", batch))
+        med = {k: statistics.median(v) for k, v in lat.items()}
+        line = ", ".join(
+            f"{k} {v * 1e6:8.1f} us (x{v / med['nn_core']:.2f})" for k, v in med.items()
+        )
+        print(f"  batch {batch:>3}: {line}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Training callbacks: progress reporting, periodic checkpoints and cooperative cancellation.
+
+Callbacks see the Trainer; to stop training they call ``trainer.request_stop(reason)``, which
+the loop honours after the current batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nn_core.training import Trainer
+
+
+class Callback:
+    def on_train_begin(self, trainer: Trainer) -> None:
+        pass
+
+    def on_batch_end(self, trainer: Trainer, batch: int) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        pass
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        pass
+
+
+class Progress(Callback):
+    """Calls `report(trainer, logs)` after every epoch."""
+
+    def __init__(self, report: Callable[[Trainer, dict[str, Any]], None]) -> None:
+        self.report = report
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        self.report(trainer, logs)
+
+
+class Checkpoint(Callback):
+    """Calls `save(trainer)` every `every` completed epochs (the caller serialises the state)."""
+
+    def __init__(self, save: Callable[[Trainer], None], every: int = 1) -> None:
+        self.save = save
+        self.every = max(1, every)
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        if trainer.epoch % self.every == 0 and trainer.stop_reason is None:
+            self.save(trainer)
+
+
+class Cancel(Callback):
+    """Polls `should_cancel()` at most every `interval` seconds (it may hit a database) and
+    stops training with reason "cancelled" once it answers True."""
+
+    def __init__(self, should_cancel: Callable[[], bool], interval: float = 0.5) -> None:
+        self.should_cancel = should_cancel
+        self.interval = interval
+        self._last = 0.0
+
+    def _poll(self, trainer: Trainer) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        if self.should_cancel():
+            trainer.request_stop("cancelled")
+
+    def on_batch_end(self, trainer: Trainer, batch: int) -> None:
+        self._poll(trainer)
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        self._poll(trainer)

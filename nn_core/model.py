@@ -1,0 +1,294 @@
+"""The Sequential model: preprocessing, layers and loss, with one flat parameter vector.
+
+The model also carries the optimizer, schedule and training configuration from its spec, so
+``model.to_spec()`` gives back the complete spec that built it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nn_core.errors import DataError, SpecError
+from nn_core.layers import Layer
+from nn_core.losses import Loss
+from nn_core.optimizers import Optimizer
+from nn_core.preprocessing import LabelEncoder, Transform, as_matrix
+from nn_core.schedules import Cosine, Schedule
+from nn_core.training_config import TrainingConfig
+
+PREDICT_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class ParamSlot:
+    """Where one named parameter lives in the flat vector."""
+
+    key: str  # stable name, e.g. "layers.0.W"
+    layer: int
+    name: str
+    offset: int
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+class Model:
+    def __init__(
+        self,
+        *,
+        input_dim: int | None,
+        layers: list[Layer],
+        loss: Loss,
+        optimizer: Optimizer,
+        schedule: Schedule,
+        training: TrainingConfig,
+        preprocess: list[Transform] | None = None,
+        dtype: str = "float32",
+        max_params: int | None = None,
+    ) -> None:
+        self.input_dim = input_dim
+        self.layers = layers
+        self.loss = loss
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.training = training
+        self.preprocess = preprocess or []
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
+        self.labels: LabelEncoder | None = None
+        if isinstance(schedule, Cosine):
+            schedule.default_t_max = training.epochs
+        self._check_output()
+        self._build(max_params)
+
+    # ----------------------------------------------------------------- construction
+
+    def _check_output(self) -> None:
+        if not self.layers:
+            raise SpecError("layers", "needs at least one layer")
+        fused = self.loss.fused_activation
+        last = self.layers[-1]
+        activation = getattr(last, "reported_activation", None)
+        name = activation.name if activation is not None else None
+        field = f"layers[{len(self.layers) - 1}].activation"
+        if fused is not None:
+            if name != fused:
+                raise SpecError(
+                    field,
+                    f"loss {self.loss.name!r} needs a {fused!r} output layer "
+                    f"(the loss applies it to the logits)",
+                    [fused],
+                )
+            last.fuse_output()  # type: ignore[attr-defined]
+        elif self.loss.name == "hinge" and self.layers[-1].config().get("units", 1) != 1:
+            raise SpecError(f"layers[{len(self.layers) - 1}].units", "hinge needs one output unit")
+
+    def network_input_dim(self) -> int:
+        dim = self.input_dim
+        for i, transform in enumerate(self.preprocess):
+            if dim is None and not transform.raw_input:
+                raise SpecError(
+                    "input_dim", "is required unless the first transform reads raw input"
+                )
+            dim = transform.output_dim(dim if dim is not None else 0)
+            if dim < 1:
+                raise SpecError(f"preprocess[{i}]", "produces no features")
+        if dim is None:
+            raise SpecError("input_dim", "is required")
+        return dim
+
+    def _build(self, max_params: int | None) -> None:
+        width = self.network_input_dim()
+        slots: list[ParamSlot] = []
+        offset = 0
+        for i, layer in enumerate(self.layers):
+            width = layer.build(width, self.dtype)
+            for spec in layer.param_specs():
+                slot = ParamSlot(f"layers.{i}.{spec.name}", i, spec.name, offset, spec.shape)
+                slots.append(slot)
+                offset += slot.size
+        if max_params is not None and offset > max_params:
+            # Checked before allocating: a spec must not be able to exhaust memory.
+            raise SpecError(
+                "layers", f"the model has {offset:,} parameters; the limit is {max_params:,}"
+            )
+        self.output_dim = width
+        self.slots = slots
+        self.params = np.zeros(offset, dtype=self.dtype)
+        self.grads = np.zeros(offset, dtype=self.dtype)
+        for i, layer in enumerate(self.layers):
+            mine = [s for s in slots if s.layer == i]
+            layer.bind(
+                {s.name: self._view(self.params, s) for s in mine},
+                {s.name: self._view(self.grads, s) for s in mine},
+            )
+        self.optimizer.bind(self.params)
+
+    @staticmethod
+    def _view(flat: np.ndarray, slot: ParamSlot) -> np.ndarray:
+        return flat[slot.offset : slot.offset + slot.size].reshape(slot.shape)
+
+    def init_params(self, rng: np.random.Generator) -> None:
+        for layer in self.layers:
+            layer.init(rng)
+
+    @property
+    def n_params(self) -> int:
+        return int(self.params.size)
+
+    def named_params(self) -> dict[str, np.ndarray]:
+        return {slot.key: self._view(self.params, slot) for slot in self.slots}
+
+    def named_buffers(self) -> dict[str, np.ndarray]:
+        return {
+            f"layers.{i}.{name}": buf
+            for i, layer in enumerate(self.layers)
+            for name, buf in layer.buffers.items()
+        }
+
+    # ----------------------------------------------------------------- computation
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.loss.task == "classification"
+
+    def forward(
+        self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Network output: logits when the loss fuses the output activation."""
+        for layer in self.layers:
+            x = layer.forward(x, training, rng)
+        return x
+
+    def backward(self, grad: np.ndarray) -> None:
+        """Fill `self.grads` from dL/d(output), including regularisation penalties."""
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            result = self.layers[i].backward(grad, need_input_grad=i > 0)
+            if i > 0:
+                assert result is not None
+                grad = result
+        if self.regularized:
+            for layer in self.layers:
+                layer.add_penalty_grads()
+
+    @property
+    def regularized(self) -> bool:
+        return any(layer.regularized for layer in self.layers)
+
+    def penalty(self) -> float:
+        return sum(layer.penalty() for layer in self.layers)
+
+    def set_frozen_masks(self, frozen: bool) -> None:
+        for layer in self.layers:
+            layer.set_frozen_masks(frozen)
+
+    # ----------------------------------------------------------------- data
+
+    @property
+    def raw_input(self) -> bool:
+        return bool(self.preprocess) and self.preprocess[0].raw_input
+
+    def fit_preprocessing(self, x: Any, y: Any | None = None) -> None:
+        """Fit transforms (and the label encoder) on the training split only."""
+        data = x if self.raw_input else as_matrix(x, self.dtype, "X")
+        if not self.raw_input:
+            self._check_width(data)
+        for transform in self.preprocess:
+            transform.fit(data)
+            data = transform.transform(data, self.dtype)
+        if y is not None and self.is_classifier and self.labels is None:
+            self.labels = LabelEncoder().fit(self._label_array(y))
+
+    def encode_inputs(self, x: Any, field: str = "X") -> np.ndarray:
+        """Raw inputs -> the network's input matrix (through the fitted transforms)."""
+        if self.raw_input:
+            data = x
+        else:
+            data = as_matrix(x, self.dtype, field)
+            self._check_width(data, field)
+        for transform in self.preprocess:
+            data = transform.transform(data, self.dtype)
+        return np.ascontiguousarray(data, dtype=self.dtype)
+
+    def _check_width(self, x: np.ndarray, field: str = "X") -> None:
+        if self.input_dim is not None and x.shape[1] != self.input_dim:
+            raise DataError(field, f"expected {self.input_dim} features per row, got {x.shape[1]}")
+
+    @staticmethod
+    def _label_array(y: Any) -> np.ndarray:
+        arr = np.asarray(y)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        return arr
+
+    def encode_targets(self, y: Any, field: str = "y") -> np.ndarray:
+        """Labels or values -> what the loss expects (class indices, 0/1 or +-1 columns, reals)."""
+        loss = self.loss.name
+        arr = self._label_array(y)
+        if loss == "categorical_crossentropy" and arr.ndim == 2:
+            if arr.shape[1] != self.output_dim:
+                raise DataError(
+                    field, f"one-hot rows need {self.output_dim} columns, got {arr.shape[1]}"
+                )
+            return np.ascontiguousarray(arr, dtype=self.dtype)
+        if loss == "binary_crossentropy" and self.output_dim > 1:
+            if arr.shape != (len(arr), self.output_dim):
+                raise DataError(field, f"multi-label targets need shape (n, {self.output_dim})")
+            return np.ascontiguousarray(arr, dtype=self.dtype)
+        if not self.is_classifier:
+            target = as_matrix(arr, self.dtype, field)
+            if target.shape[1] != self.output_dim:
+                raise DataError(
+                    field, f"expected {self.output_dim} target columns, got {target.shape[1]}"
+                )
+            return target
+        if self.labels is None:
+            raise DataError(field, "the label encoder is not fitted; call fit_preprocessing first")
+        idx = self.labels.encode(arr)
+        n_classes = len(self.labels.classes)
+        if loss == "categorical_crossentropy":
+            if n_classes > self.output_dim:
+                raise DataError(
+                    field, f"{n_classes} classes but the output layer has {self.output_dim} units"
+                )
+            return idx
+        if n_classes > 2:
+            raise DataError(field, f"{loss} is binary but the labels have {n_classes} classes")
+        column = idx.astype(self.dtype).reshape(-1, 1)
+        if loss == "hinge":
+            column *= 2.0
+            column -= 1.0
+        return column
+
+    # ----------------------------------------------------------------- prediction
+
+    def predict(self, x: Any, field: str = "X") -> np.ndarray:
+        """Outputs for raw inputs: class probabilities for classifiers, values for regression."""
+        data = self.encode_inputs(x, field)
+        outs = [
+            self.loss.output(self.forward(data[i : i + PREDICT_BATCH]))
+            for i in range(0, len(data), PREDICT_BATCH)
+        ]
+        if not outs:
+            return np.zeros((0, self.output_dim), dtype=self.dtype)
+        return np.concatenate(outs)
+
+    def predict_labels(self, x: Any, field: str = "X") -> np.ndarray:
+        return self.labels_from_outputs(self.predict(x, field))
+
+    def labels_from_outputs(self, out: np.ndarray) -> np.ndarray:
+        """Class labels from `predict` outputs (argmax; 0.5 for sigmoid; 0 for hinge)."""
+        if not self.is_classifier or self.labels is None:
+            raise DataError("model", "is not a fitted classifier")
+        if self.loss.name == "categorical_crossentropy":
+            idx = out.argmax(axis=1)
+        elif self.loss.name == "hinge":
+            idx = (out[:, 0] > 0).astype(np.int64)
+        else:
+            idx = (out[:, 0] >= 0.5).astype(np.int64)
+        return self.labels.decode(idx)

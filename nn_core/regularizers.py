@@ -1,0 +1,55 @@
+"""L1/L2 weight penalties.
+
+Convention (stated because libraries differ): for a layer with ``{"l1": a, "l2": b}`` the
+penalty ``a * sum|W| + 0.5 * b * sum(W**2)`` is added to the *batch-mean* data loss, so its
+gradient ``a * sign(W) + b * W`` does not depend on the batch size. (scikit-learn instead scales
+its alpha by 1/n_samples.) Biases are not penalised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nn_core.params import check_keys, check_number, check_object
+
+
+class Regularizer:
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
+        self.l1 = l1
+        self.l2 = l2
+
+    @property
+    def active(self) -> bool:
+        return self.l1 > 0 or self.l2 > 0
+
+    def penalty(self, w: np.ndarray) -> float:
+        total = 0.0
+        if self.l1:
+            total += self.l1 * float(np.abs(w).sum(dtype=np.float64))
+        if self.l2:
+            flat = w.reshape(-1)
+            total += 0.5 * self.l2 * float(np.dot(flat, flat))
+        return total
+
+    def add_grad(self, w: np.ndarray, grad: np.ndarray) -> None:
+        """grad += d(penalty)/dW, in place."""
+        if self.l1:
+            grad += self.l1 * np.sign(w)
+        if self.l2:
+            grad += self.l2 * w
+
+    def config(self) -> dict[str, float] | None:
+        return {"l1": self.l1, "l2": self.l2} if self.active else None
+
+
+def build_regularizer(config: Any, field: str) -> Regularizer:
+    if config is None:
+        return Regularizer()
+    check_object(config, field)
+    check_keys(config, field, ["l1", "l2"])
+    return Regularizer(
+        l1=check_number(config.get("l1", 0.0), f"{field}.l1", low=0.0),
+        l2=check_number(config.get("l2", 0.0), f"{field}.l2", low=0.0),
+    )

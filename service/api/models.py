@@ -1,0 +1,297 @@
+"""/v1/models: the caller's models, versions, aliases, model-file download/upload, deletes.
+
+Versions come from training jobs (registered by service/jobs) or from uploaded model files,
+which are validated completely (spec, array shapes and dtypes, parameter limit) before
+anything is stored. Deletes evict the loaded models from the prediction cache.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from service import model_store as store
+from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
+from service.auth import PrincipalDep
+from service.config import Settings
+from service.db import Database
+from service.deps import DatabaseDep, SessionDep, SettingsDep
+from service.errors import ERROR_RESPONSES
+from service.model_store import ModelCache
+from service.models import Model, ModelVersion
+from service.schemas.models import (
+    AliasOut,
+    AliasRequest,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    VersionDetail,
+    VersionOut,
+    VersionPatch,
+)
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+upload_router = APIRouter(prefix="/v1/models", tags=["models"])
+
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number")]
+VersionRef = Annotated[
+    str, Path(max_length=64, description="Version number, alias (e.g. production) or latest")
+]
+AliasName = Annotated[
+    str, Path(pattern=store.ALIAS_RE.pattern, description="Alias, e.g. production")
+]
+
+
+def get_cache(request: Request) -> ModelCache:
+    cache: ModelCache = request.app.state.model_cache
+    return cache
+
+
+@router.get("", response_model=ModelList, responses=ERROR_RESPONSES)
+def list_models(principal: PrincipalDep, session: SessionDep) -> ModelList:
+    """Your models, each with its latest version and aliases."""
+    summaries = []
+    for model in store.list_models(session, principal.owner):
+        versions = _versions(session, model)
+        summaries.append(
+            ModelSummary(
+                name=model.name,
+                created_at=model.created_at,
+                n_versions=len(versions),
+                latest_version=versions[-1] if versions else None,
+                aliases=store.aliases_of(session, model),
+            )
+        )
+    return ModelList(models=summaries)
+
+
+@router.get("/{name}", response_model=ModelDetail, responses=ERROR_RESPONSES)
+def get_model(name: str, principal: PrincipalDep, session: SessionDep) -> ModelDetail:
+    """All versions of a model with their test metrics, source job and aliases."""
+    model = store.get_model(session, principal.owner, name)
+    return ModelDetail(
+        name=model.name,
+        created_at=model.created_at,
+        aliases=store.aliases_of(session, model),
+        versions=_versions(session, model),
+    )
+
+
+@router.get("/{name}/versions/{version}", response_model=VersionDetail, responses=ERROR_RESPONSES)
+def get_version(
+    name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep
+) -> VersionDetail:
+    """One version, including its complete spec."""
+    model = store.get_model(session, principal.owner, name)
+    row = store.resolve_version(session, model, version)
+    out = _version_out(session, model, row)
+    return VersionDetail(**out.model_dump(), spec=row.spec)
+
+
+@router.get(
+    "/{name}/versions/{version}/download",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "The nn-core model file (npz, loads without pickle)",
+        },
+        **ERROR_RESPONSES,
+    },
+)
+def download_version(
+    name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep
+) -> Response:
+    """The model file of a version; upload it again with POST /v1/models/{name}/versions."""
+    model = store.get_model(session, principal.owner, name)
+    row = store.resolve_version(session, model, version)
+    weights = store.read_weights(session, row)
+    return Response(
+        content=weights,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": _attachment(f"{model.name}-v{row.version}.npz")},
+    )
+
+
+@router.patch("/{name}/versions/{version}", response_model=VersionOut, responses=ERROR_RESPONSES)
+def patch_version(
+    name: str,
+    version: VersionRef,
+    body: VersionPatch,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+) -> VersionOut:
+    """Change a version's settings: `threshold`, the default decision threshold of a binary
+    classifier (POST /v1/spam/score uses it unless the request gives its own)."""
+    with database.write_session() as session:
+        model = store.get_model(session, principal.owner, name)
+        row = store.resolve_version(session, model, version)
+        store.set_threshold(session, row, body.threshold)
+        return _version_out(session, model, row)
+
+
+@router.put("/{name}/aliases/{alias}", response_model=AliasOut, responses=ERROR_RESPONSES)
+def put_alias(
+    name: str,
+    alias: AliasName,
+    body: AliasRequest,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+) -> AliasOut:
+    """Create or move an alias (e.g. promote version 3 to production)."""
+    with database.write_session() as session:
+        model = store.get_model(session, principal.owner, name)
+        record = store.set_alias(session, model, alias, body.version)
+        return AliasOut(
+            model=model.name, alias=alias, version=body.version, updated_at=record.updated_at
+        )
+
+
+@router.delete(
+    "/{name}/aliases/{alias}", status_code=204, response_class=Response, responses=ERROR_RESPONSES
+)
+def delete_alias(name: str, alias: str, principal: PrincipalDep, database: DatabaseDep) -> Response:
+    """Remove an alias (the version stays)."""
+    with database.write_session() as session:
+        model = store.get_model(session, principal.owner, name)
+        store.delete_alias(session, model, alias)
+    return Response(status_code=204)
+
+
+@router.delete("/{name}", status_code=204, response_class=Response, responses=ERROR_RESPONSES)
+def delete_model(
+    name: str, request: Request, principal: PrincipalDep, database: DatabaseDep
+) -> Response:
+    """Delete a model with all its versions and aliases."""
+    with database.write_session() as session:
+        model = store.get_model(session, principal.owner, name)
+        evicted = store.delete_model(session, model)
+    get_cache(request).invalidate(evicted)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/{name}/versions/{version}",
+    status_code=204,
+    response_class=Response,
+    responses=ERROR_RESPONSES,
+)
+def delete_version(
+    name: str,
+    version: VersionNumber,
+    request: Request,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+) -> Response:
+    """Delete one version (409 while an alias points at it)."""
+    with database.write_session() as session:
+        model = store.get_model(session, principal.owner, name)
+        evicted = store.delete_version(session, model, version)
+    get_cache(request).invalidate([evicted])
+    return Response(status_code=204)
+
+
+class _NoFields(BaseModel):
+    """A model-file upload has no text fields."""
+
+    model_config = {"extra": "forbid"}
+
+
+@upload_router.post(
+    "/{name}/versions",
+    status_code=201,
+    response_model=VersionOut,
+    responses=ERROR_RESPONSES,
+    openapi_extra=multipart_body(
+        _NoFields, {"file": "An nn-core model file (as downloaded)"}, ("file",)
+    ),
+)
+async def upload_version(
+    name: str,
+    request: Request,
+    response: Response,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> VersionOut:
+    """Add a version from an nn-core model file (multipart field `file`).
+
+    The file is loaded in full and checked against its own spec and the parameter limit;
+    a broken, tampered or oversized file answers 4xx and nothing is stored. The model is
+    created if it does not exist yet.
+    """
+    store.check_model_name(name)
+    async with uploaded_form(request, max_files=1, max_fields=0) as form:
+        upload = form_file(form, "file", required=True)
+        assert upload is not None
+        form_fields(_NoFields, form, exclude=("file",))
+        data = await read_upload(upload, settings.max_upload_bytes, "file")
+    out = await run_in_threadpool(_store_version, database, settings, principal.owner, name, data)
+    response.headers["Location"] = f"/v1/models/{quote(name)}/versions/{out.version}"
+    return out
+
+
+def _store_version(
+    database: Database, settings: Settings, owner: str, name: str, data: bytes
+) -> VersionOut:
+    model = store.validate_model_file(data, settings.max_model_params)
+    with database.write_session() as session:
+        row = store.add_uploaded_version(session, owner, name, model, data)
+        record = store.get_model(session, owner, name)
+        return _version_out(session, record, row)
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def _versions(session: Session, model: Model) -> list[VersionOut]:
+    sizes = store.weight_sizes(session, model)
+    by_version = _aliases_by_version(session, model)
+    return [
+        _out(model, row, by_version.get(row.version, []), sizes.get(row.id, 0))
+        for row in store.versions_of(session, model)
+    ]
+
+
+def _version_out(session: Session, model: Model, row: ModelVersion) -> VersionOut:
+    sizes = store.weight_sizes(session, model)
+    aliases = _aliases_by_version(session, model).get(row.version, [])
+    return _out(model, row, aliases, sizes.get(row.id, 0))
+
+
+def _aliases_by_version(session: Session, model: Model) -> dict[int, list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for alias, version in store.aliases_of(session, model).items():
+        grouped.setdefault(version, []).append(alias)
+    return grouped
+
+
+def _out(model: Model, row: ModelVersion, aliases: list[str], size: int) -> VersionOut:
+    summary = store.spec_summary(row.spec)
+    input_dim = summary.get("input_dim")
+    loss = summary.get("loss")
+    return VersionOut(
+        model=model.name,
+        version=row.version,
+        created_at=row.created_at,
+        job_id=row.job_id,
+        aliases=aliases,
+        metrics=row.metrics,
+        input_dim=input_dim if isinstance(input_dim, int) else None,
+        loss=loss if isinstance(loss, str) else None,
+        size_bytes=size,
+        threshold=row.threshold,
+    )
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition with an ASCII fallback and the exact name per RFC 6266/5987."""
+    ascii_name = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
+    )
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

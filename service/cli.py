@@ -1,0 +1,227 @@
+"""`nn-service`: serve the API, migrate the database, manage API keys.
+
+Every command reads the same Settings as the server (NNS_* variables, .env, DATABASE_URL).
+Each command group registers itself in `_COMMANDS`; `worker` and `jobs submit|watch|cancel`
+are added there by the job-running code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from service.cli_jobs import add_jobs
+from service.config import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service import migrate
+    from service.app import create_app
+    from service.observability import configure_logging
+
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = settings.model_copy(update=updates)
+    configure_logging(settings.log_level)
+    migrate.upgrade(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep configure_logging's JSON handler
+        log_level=settings.log_level.lower(),
+        # Training runs in subprocesses; one server process owns the embedded runner.
+        workers=1,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from service import migrate
+
+    if args.revision:
+        path = migrate.make_revision(args.revision)
+        print(f"wrote {path}; review it and run the migration tests")
+        return 0
+    migrate.upgrade(settings)
+    print(f"database at revision {migrate.current_revision(settings)}")
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from service import auth, migrate
+    from service.db import Database
+
+    migrate.upgrade(settings)
+    database = Database(settings)
+    try:
+        if args.keys_command == "create":
+            created = auth.create_key(database, args.owner, args.name, admin=args.admin)
+            record = created.record
+            role = "admin " if record.is_admin else ""
+            print(
+                f"created {role}key {record.id} (nns_{record.prefix}) for owner {record.owner!r}; "
+                "it is shown only once:",
+                file=sys.stderr,
+            )
+            print(created.key)
+            return 0
+        if args.keys_command == "list":
+            keys = auth.list_keys(database, owner=args.owner)
+            if args.json:
+                print(json.dumps([_key_json(k) for k in keys], indent=2))
+            else:
+                _print_key_table(keys)
+            return 0
+        if args.keys_command == "revoke":
+            found = auth.revoke_key(database, args.key)
+            if found is None:
+                print(f"no such key: {args.key}", file=sys.stderr)
+                return 1
+            print(f"revoked key {found.id} (nns_{found.prefix}) of owner {found.owner!r}")
+            return 0
+    finally:
+        database.dispose()
+    return 2
+
+
+def _key_json(key: object) -> dict[str, object]:
+    from service.models import ApiKey
+
+    assert isinstance(key, ApiKey)
+    return {
+        "id": key.id,
+        "prefix": f"nns_{key.prefix}",
+        "owner": key.owner,
+        "name": key.name,
+        "is_admin": key.is_admin,
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+def _print_key_table(keys: Sequence[object]) -> None:
+    rows = [_key_json(k) for k in keys]
+    header = ("ID", "PREFIX", "OWNER", "NAME", "ADMIN", "CREATED", "LAST USED", "REVOKED")
+    table = [header] + [
+        (
+            str(r["id"]),
+            str(r["prefix"]),
+            str(r["owner"]),
+            str(r["name"]),
+            "yes" if r["is_admin"] else "",
+            str(r["created_at"])[:19],
+            str(r["last_used_at"] or "")[:19],
+            str(r["revoked_at"] or "")[:19],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("serve", help="run the API server (migrates first)")
+    parser.add_argument("--host", help="bind address (default: settings host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: settings port, 8000)")
+    parser.set_defaults(handler=_serve)
+
+
+def _add_migrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("migrate", help="upgrade the database schema to the latest")
+    parser.add_argument(
+        "--revision",
+        metavar="MESSAGE",
+        help="developers: autogenerate a new revision from service/models.py instead",
+    )
+    parser.set_defaults(handler=_migrate)
+
+
+def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys = parser.add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create a key and print it (only this once)")
+    create.add_argument("--owner", required=True, help="owner of everything made with the key")
+    create.add_argument("--name", default="", help="a label, e.g. the machine it is for")
+    create.add_argument("--admin", action="store_true", help="may manage other owners' keys")
+    listing = keys.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--owner", help="only this owner's keys")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key", help="key id, or its prefix (nns_0123abcd4567)")
+    parser.set_defaults(handler=_keys)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from service import migrate
+    from service.jobs.rq_worker import run_worker
+    from service.observability import configure_logging
+
+    configure_logging(settings.log_level)
+    migrate.upgrade(settings)
+    return run_worker(settings)
+
+
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "worker",
+        help="run training jobs from the Redis queue (NNS_RUNNER=rq; any number, any machine)",
+        description="Takes job ids from the RQ queue NNS_RQ_QUEUE at NNS_REDIS_URL and trains "
+        "one job at a time in a subprocess. Needs the API's database (DATABASE_URL, Postgres). "
+        "SIGTERM requeues the running job to resume elsewhere from its last checkpoint.",
+    )
+    parser.set_defaults(handler=_worker)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_serve,
+    _add_migrate,
+    _add_keys,
+    _add_worker,
+    add_jobs,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nn-service",
+        description="Train NumPy neural networks behind a REST API. "
+        "Configured by NNS_* environment variables or a .env file.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in _COMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args, Settings())
+    except KeyboardInterrupt:
+        return 130
+    except ValueError as exc:  # bad settings or arguments: a message, not a traceback
+        print(f"nn-service: error: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:  # e.g. a read-only or full disk, a server that is down
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        url = make_url(Settings().database_url).render_as_string(hide_password=True)
+        print(f"nn-service: error: cannot use the database {url}: {reason}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Service configuration, read from NNS_* environment variables and a .env file.
+
+One `Settings` object is built at start-up and passed down explicitly (app factory, CLI,
+job processes), so tests can run many differently configured services in one process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """All knobs of the service; every field can be set as NNS_<FIELD> (e.g. NNS_PORT=9000)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NNS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    # Storage. The plain DATABASE_URL (as set by most hosting platforms) is accepted too.
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("NNS_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL; empty means the SQLite file nns.db inside data_dir "
+        "(sqlite:///./data/nns.db with the default data_dir).",
+    )
+    data_dir: Path = Path("./data")
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Job running.
+    runner: Literal["embedded", "rq"] = "embedded"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    rq_queue: str = Field(default="nns-training", min_length=1, description="RQ queue name")
+    max_concurrent_jobs: int = Field(default=2, ge=1, description="jobs running at once, total")
+    max_jobs_per_key: int = Field(
+        default=4, ge=1, description="queued + running jobs one owner may have at once"
+    )
+    job_timeout_seconds: float = Field(default=3600.0, gt=0)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    lease_seconds: float = Field(
+        default=15.0, gt=0, description="a running job whose heartbeat is older is dead"
+    )
+    checkpoint_every: int = Field(default=5, ge=1, description="epochs between checkpoints")
+    job_max_attempts: int = Field(default=3, ge=1)
+    cancel_grace_seconds: float = Field(default=5.0, ge=0)
+
+    # Limits on what clients may send or ask for.
+    max_body_bytes: int = Field(default=4 * MiB, ge=0)
+    max_upload_bytes: int = Field(default=128 * MiB, ge=0)
+    max_model_params: int = Field(default=5_000_000, ge=1)
+    max_epochs: int = Field(default=1000, ge=1)
+    predict_rate_limit: int = Field(
+        default=6000, ge=0, description="prediction requests per minute per key; 0 = unlimited"
+    )
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir.as_posix()}/nns.db"
+        if self.lease_seconds <= self.heartbeat_seconds:
+            raise ValueError("lease_seconds must be longer than heartbeat_seconds")
+        return self
+
+    @property
+    def admin_key_path(self) -> Path:
+        """Where the first-start admin key is written (mode 0600)."""
+        return self.data_dir / "admin-key"

@@ -1,0 +1,331 @@
+"""Datasets as the rest of the service sees them: built-in catalog names and stored uploads.
+
+An upload is parsed once (service/dataset_files.py) and stored as one normalized npz blob in
+`Dataset.data`: `X` (numeric, or unicode texts), `y` (int64, float64 or unicode; never object)
+and `__meta__` (UTF-8 JSON). Training reads it back with `load_training_data`, which is the one
+entry point the job runner uses for both kinds of dataset, so a job never cares where data
+came from. Another owner's upload is reported exactly like a missing one (404).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, undefer
+
+from nn_core.datasets.catalog import CATALOG, DatasetInfo, load_dataset, stratified_split
+from nn_core.datasets.download import DatasetUnavailable
+from nn_core.errors import DataError, SpecError
+from service.config import Settings
+from service.errors import NotFound, ServiceError, Unprocessable
+from service.models import Dataset, DatasetSource
+from service.schemas.errors import ErrorDetail
+
+#: Uploads are always split with this seed, so every job on a dataset sees the same test rows.
+SPLIT_SEED = 0
+#: Default held-out fraction for built-in sets that have no official test split.
+DEFAULT_TEST_FRACTION = 0.2
+META_KEY = "__meta__"
+
+TASK_CLASSIFICATION = "classification"
+TASK_REGRESSION = "regression"
+TASK_MULTILABEL = "multilabel"
+TASK_TEXT = "text"
+CLASSIFIED_TASKS = frozenset({TASK_CLASSIFICATION, TASK_TEXT})
+
+
+class DatasetUnavailableError(ServiceError):
+    """A built-in dataset whose files are neither cached nor downloadable right now.
+
+    503: the request was fine, the server lacks files an operator can put in place; the
+    message and details say which file goes where (and its sha256).
+    """
+
+    status, type = 503, "dataset_unavailable"
+
+
+@dataclass
+class TrainingData:
+    """A dataset split for training: what the job runner needs, whatever the source."""
+
+    #: Catalog name, or the upload's name.
+    name: str
+    #: The upload's id (for TrainingJob.dataset_id); None for built-ins.
+    dataset_id: str | None
+    #: "builtin" or "upload".
+    source: str
+    #: classification | regression | multilabel | text (text: X holds raw strings).
+    task: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- lookup
+
+
+def catalog_dir(settings: Settings) -> Path:
+    """Where built-in dataset files are cached (one sub-directory per dataset)."""
+    return settings.data_dir / "datasets"
+
+
+def is_catalog_name(name: str) -> bool:
+    return name in CATALOG
+
+
+def is_synthetic_name(name: str) -> bool:
+    """A built-in generated dataset (xor, circle, gauss, spiral): takes n_samples and noise."""
+    return name in CATALOG and CATALOG[name].source == "synthetic"
+
+
+def catalog_info(settings: Settings, name: str) -> DatasetInfo:
+    """A built-in dataset's info (availability checked on disk, nothing downloaded)."""
+    entry = CATALOG.get(name)
+    if entry is None:
+        raise not_found(name)
+    return entry.info(catalog_dir(settings))
+
+
+def list_catalog(settings: Settings) -> list[DatasetInfo]:
+    return [entry.info(catalog_dir(settings)) for entry in CATALOG.values()]
+
+
+def list_uploads(session: Session, owner: str) -> list[Dataset]:
+    """The owner's uploads, oldest first (blobs stay unloaded)."""
+    query = select(Dataset).where(
+        Dataset.owner == owner, Dataset.source == DatasetSource.UPLOAD.value
+    )
+    return list(session.scalars(query.order_by(Dataset.created_at, Dataset.id)))
+
+
+def find_upload(
+    session: Session, owner: str, ref: str, *, with_data: bool = False
+) -> Dataset | None:
+    """The owner's upload with id `ref`, else the one named `ref`; None if neither exists.
+
+    Names are unique per owner (enforced at upload), so a name is as good as an id.
+    """
+    if "\x00" in ref or len(ref) > 1000:  # Postgres refuses NUL in text; never stored
+        return None
+    options = [undefer(Dataset.data)] if with_data else []
+    base = (
+        select(Dataset)
+        .options(*options)
+        .where(Dataset.owner == owner, Dataset.source == DatasetSource.UPLOAD.value)
+    )
+    found = session.scalar(base.where(Dataset.id == ref))
+    if found is None:
+        found = session.scalar(base.where(Dataset.name == ref).order_by(Dataset.created_at))
+    return found
+
+
+def get_upload(session: Session, owner: str, ref: str, *, with_data: bool = False) -> Dataset:
+    found = find_upload(session, owner, ref, with_data=with_data)
+    if found is None:
+        raise not_found(ref)
+    return found
+
+
+def not_found(ref: str) -> NotFound:
+    shown = ref if len(ref) <= 80 else ref[:77] + "..."
+    return NotFound(
+        f"dataset {shown!r} not found: not a built-in dataset nor one of your uploads",
+        details=[ErrorDetail(field="dataset", message="no such dataset")],
+    )
+
+
+# ----------------------------------------------------------------------------- blobs
+
+
+def encode_arrays(x: np.ndarray, y: np.ndarray, meta: dict[str, Any]) -> bytes:
+    """The stored form of an upload: uncompressed npz, loadable with allow_pickle=False."""
+    if x.dtype.hasobject or y.dtype.hasobject:
+        raise ValueError("object arrays cannot be stored (they would need pickle)")
+    buffer = io.BytesIO()
+    payload = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays: dict[str, np.ndarray] = {"X": x, "y": y, META_KEY: payload}
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def decode_arrays(blob: bytes) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(X, y, meta) from a stored blob; a damaged blob is a server-side fault (503)."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            x, y = archive["X"], archive["y"]
+            meta = json.loads(archive[META_KEY].tobytes().decode())
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise ServiceError(
+            f"the stored dataset could not be read ({exc}); upload it again",
+            status=503,
+            type="dataset_corrupt",
+        ) from None
+    return x, y, meta if isinstance(meta, dict) else {}
+
+
+# ----------------------------------------------------------------------------- splitting
+
+
+def split_indices(
+    y: np.ndarray, task: str, test_fraction: float, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices: stratified for class labels, a seeded shuffle otherwise."""
+    if task in CLASSIFIED_TASKS and y.ndim == 1:
+        return stratified_split(y, test_fraction, seed)
+    n = len(y)
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = round(n * test_fraction)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def check_split(y: np.ndarray, task: str, test_fraction: float) -> None:
+    """Refuse a fraction that would leave the train or the test split empty."""
+    train, test = split_indices(y, task, test_fraction)
+    if len(train) == 0 or len(test) == 0:
+        empty = "test" if len(test) == 0 else "training"
+        raise Unprocessable(
+            f"test_fraction {test_fraction} leaves the {empty} split empty for {len(y)} rows",
+            details=[ErrorDetail(field="test_fraction", message=f"empty {empty} split")],
+        )
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+def load_training_data(
+    session: Session,
+    settings: Settings,
+    owner: str,
+    dataset: str,
+    *,
+    seed: int = SPLIT_SEED,
+    test_fraction: float | None = None,
+    download: bool = True,
+    n_samples: int | None = None,
+    noise: float | None = None,
+) -> TrainingData:
+    """The train/test split of `dataset`: an upload id or name of `owner`, or a catalog name.
+
+    Uploads split by their stored test_fraction (or `test_fraction` when given) with a fixed
+    seed, stratified for class labels. Built-ins use their official split when they have one,
+    else `test_fraction` (default 0.2) with `seed`. Raises NotFound (field "dataset"),
+    Unprocessable (bad test_fraction) or DatasetUnavailableError (files missing: says which
+    file to put where). `n_samples` and `noise` shape the synthetic built-ins only.
+    """
+    upload = find_upload(session, owner, dataset, with_data=True)
+    if upload is not None:
+        return _upload_training_data(upload, test_fraction, seed)
+    if is_catalog_name(dataset):
+        generator = {"n_samples": n_samples, "noise": noise}
+        return _catalog_training_data(settings, dataset, seed, test_fraction, download, generator)
+    raise not_found(dataset)
+
+
+def _upload_training_data(upload: Dataset, test_fraction: float | None, seed: int) -> TrainingData:
+    if upload.data is None:
+        raise ServiceError(
+            f"dataset {upload.id} has no stored data", status=503, type="dataset_corrupt"
+        )
+    x, y, meta = decode_arrays(upload.data)
+    fraction = test_fraction if test_fraction is not None else upload.test_fraction
+    fraction = DEFAULT_TEST_FRACTION if fraction is None else fraction
+    _check_fraction(fraction)
+    train, test = split_indices(y, upload.task, fraction, seed)
+    metadata = {
+        **meta,
+        "dataset_id": upload.id,
+        "format": upload.format,
+        "classes": upload.classes,
+        "split": {
+            "stratified": upload.task in CLASSIFIED_TASKS and y.ndim == 1,
+            "test_fraction": fraction,
+            "seed": seed,
+        },
+    }
+    return TrainingData(
+        name=upload.name,
+        dataset_id=upload.id,
+        source=DatasetSource.UPLOAD.value,
+        task=upload.task,
+        X_train=x[train],
+        y_train=y[train],
+        X_test=x[test],
+        y_test=y[test],
+        metadata=metadata,
+    )
+
+
+def _catalog_training_data(
+    settings: Settings,
+    name: str,
+    seed: int,
+    test_fraction: float | None,
+    download: bool,
+    generator: dict[str, Any],
+) -> TrainingData:
+    fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
+    try:
+        loaded = load_dataset(
+            name,
+            catalog_dir(settings),
+            seed=seed,
+            test_fraction=fraction,
+            download=download,
+            **generator,
+        )
+    except DatasetUnavailable as exc:
+        raise unavailable_error(exc) from None
+    except SpecError as exc:
+        raise Unprocessable(
+            exc.message, details=[ErrorDetail(field=exc.field, message=exc.message)]
+        ) from None
+    except DataError as exc:  # files passed their checksum but do not parse: server side
+        raise DatasetUnavailableError(f"built-in dataset {name!r} is unusable: {exc}") from None
+    return TrainingData(
+        name=name,
+        dataset_id=None,
+        source=DatasetSource.BUILTIN.value,
+        task=loaded.info.kind,
+        X_train=loaded.X_train,
+        y_train=loaded.y_train,
+        X_test=loaded.X_test,
+        y_test=loaded.y_test,
+        metadata={**loaded.metadata, "classes": list(loaded.info.classes)},
+    )
+
+
+def _check_fraction(fraction: float) -> None:
+    if isinstance(fraction, bool) or not 0.0 < fraction < 1.0:
+        raise Unprocessable(
+            f"test_fraction must be between 0 and 1 (exclusive), got {fraction!r}",
+            details=[ErrorDetail(field="test_fraction", message="must be in (0, 1)")],
+        )
+
+
+def unavailable_error(exc: DatasetUnavailable) -> DatasetUnavailableError:
+    """nn_core's DatasetUnavailable as a 503 whose details list each file to put in place."""
+    details = [
+        ErrorDetail(field="dataset", message=f"put {path.name} at {path} (sha256 {digest})")
+        for path, digest in exc.missing
+    ]
+    return DatasetUnavailableError(exc.message, details=details)
+
+
+def split_sizes(
+    task: str, n_rows: int, class_balance: dict[str, int] | None, test_fraction: float
+) -> tuple[int, int]:
+    """(n_train, n_test) that `split_indices` gives, computed from the stored metadata."""
+    if task in CLASSIFIED_TASKS and class_balance:
+        n_test = sum(round(count * test_fraction) for count in class_balance.values())
+    else:
+        n_test = round(n_rows * test_fraction)
+    return n_rows - n_test, n_test

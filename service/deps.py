@@ -1,0 +1,38 @@
+"""FastAPI dependencies for what create_app() puts on app.state (settings and database).
+
+Handlers read with `SessionDep` and write through `DatabaseDep`'s `write_session()`, so no
+request holds SQLite's write lock for longer than the few statements that need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import Database
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_database(request: Request) -> Database:
+    database: Database = request.app.state.db
+    return database
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A read session closed after the request; use DatabaseDep.write_session() to write."""
+    database: Database = request.app.state.db
+    with database.session() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[Session, Depends(get_session)]

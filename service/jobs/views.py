@@ -1,0 +1,187 @@
+"""Reading jobs for clients: ORM rows to the response schemas, owner-scoped lookups.
+
+Shared by the REST routes and the SSE stream. Every lookup opens and closes its own short
+session, so a long-lived SSE response never holds a database transaction open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db import Database
+from service.errors import NotFound
+from service.models import JobStatus, MetricPoint, Model, ModelVersion, TrainingJob
+from service.schemas.errors import ErrorDetail
+from service.schemas.jobs import (
+    EpochMetrics,
+    JobLinks,
+    JobResponse,
+    ModelVersionRef,
+    Progress,
+    ProgressEvent,
+)
+
+JOBS_PATH = "/v1/jobs"
+
+
+def job_not_found(job_id: str) -> NotFound:
+    return NotFound(
+        f"job {job_id[:60]!r} not found",
+        details=[ErrorDetail(field="job_id", message="no such job")],
+    )
+
+
+def get_owned_job(session: Session, owner: str, job_id: str) -> TrainingJob:
+    """The job if `owner` owns it; another owner's job is reported exactly like a missing one."""
+    job = session.scalar(
+        select(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.owner == owner)
+    )
+    if job is None:
+        raise job_not_found(job_id)
+    return job
+
+
+def _versions(session: Session, ids: Sequence[int]) -> dict[int, ModelVersionRef]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(ModelVersion.id, ModelVersion.version, Model.name)
+        .join(Model, Model.id == ModelVersion.model_id)
+        .where(ModelVersion.id.in_(ids))
+    )
+    return {
+        row.id: ModelVersionRef(id=row.id, model_name=row.name, version=row.version) for row in rows
+    }
+
+
+def percent(epoch: int, total: int, status: str) -> float:
+    if status == JobStatus.SUCCEEDED:
+        return 100.0
+    if total <= 0:
+        return 0.0
+    return round(min(100.0, 100.0 * epoch / total), 2)
+
+
+def to_response(job: TrainingJob, version: ModelVersionRef | None) -> JobResponse:
+    base = f"{JOBS_PATH}/{job.id}"
+    return JobResponse(
+        id=job.id,
+        status=job.status,
+        model_name=job.model_name,
+        dataset=job.dataset_name,
+        dataset_id=job.dataset_id,
+        spec=job.spec,
+        hyperparameters=job.hyperparameters or {},
+        progress=Progress(
+            epoch=job.epoch,
+            total_epochs=job.total_epochs,
+            percent=percent(job.epoch, job.total_epochs, job.status),
+        ),
+        metrics=job.metrics,
+        eta_seconds=job.eta_seconds,
+        failure_reason=job.failure_reason,
+        cancel_requested=job.cancel_requested,
+        attempts=job.attempts,
+        model_version=version,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        heartbeat_at=job.heartbeat_at,
+        links=JobLinks(
+            self=base, metrics=f"{base}/metrics", events=f"{base}/events", cancel=f"{base}/cancel"
+        ),
+    )
+
+
+def responses(session: Session, jobs: Sequence[TrainingJob]) -> list[JobResponse]:
+    versions = _versions(session, [j.model_version_id for j in jobs if j.model_version_id])
+    return [
+        to_response(j, versions.get(j.model_version_id) if j.model_version_id else None)
+        for j in jobs
+    ]
+
+
+def job_view(database: Database, owner: str, job_id: str) -> JobResponse:
+    with database.session() as session:
+        return responses(session, [get_owned_job(session, owner, job_id)])[0]
+
+
+def list_jobs(
+    database: Database,
+    owner: str,
+    statuses: Sequence[str] | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[JobResponse], int]:
+    """One page of the owner's jobs, newest first, and how many match in total."""
+    where = [TrainingJob.owner == owner]
+    if statuses:
+        where.append(TrainingJob.status.in_(list(statuses)))
+    with database.session() as session:
+        total = session.scalar(select(func.count()).select_from(TrainingJob).where(*where)) or 0
+        jobs = session.scalars(
+            select(TrainingJob)
+            .where(*where)
+            .order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        return responses(session, jobs), total
+
+
+def epoch_metrics(point: MetricPoint) -> EpochMetrics:
+    return EpochMetrics.model_validate({**(point.metrics or {}), "epoch": point.epoch})
+
+
+def metric_page(
+    database: Database, owner: str, job_id: str, after_epoch: int, limit: int
+) -> tuple[list[EpochMetrics], int]:
+    with database.session() as session:
+        get_owned_job(session, owner, job_id)
+        total = (
+            session.scalar(
+                select(func.count()).select_from(MetricPoint).where(MetricPoint.job_id == job_id)
+            )
+            or 0
+        )
+        points = session.scalars(
+            select(MetricPoint)
+            .where(MetricPoint.job_id == job_id, MetricPoint.epoch > after_epoch)
+            .order_by(MetricPoint.epoch)
+            .limit(limit)
+        ).all()
+        return [epoch_metrics(p) for p in points], total
+
+
+def progress_since(
+    database: Database, owner: str, job_id: str, after_epoch: int
+) -> tuple[JobResponse, list[ProgressEvent]]:
+    """The job now and one progress event per stored epoch after `after_epoch`.
+
+    The job is read before the points in one transaction: once it is terminal, every one of
+    its points was committed before, so a stream that ends here has sent them all.
+    """
+    with database.session() as session:
+        job = responses(session, [get_owned_job(session, owner, job_id)])[0]
+        points = session.scalars(
+            select(MetricPoint)
+            .where(MetricPoint.job_id == job_id, MetricPoint.epoch > after_epoch)
+            .order_by(MetricPoint.epoch)
+        ).all()
+    events = [
+        ProgressEvent(
+            job_id=job.id,
+            status=job.status,
+            epoch=p.epoch,
+            total_epochs=job.progress.total_epochs,
+            percent=percent(p.epoch, job.progress.total_epochs, JobStatus.RUNNING),
+            metrics=p.metrics or {},
+            # The latest estimate: events are delivered now, whichever epoch they report.
+            eta_seconds=job.eta_seconds,
+        )
+        for p in points
+    ]
+    return job, events

@@ -1,0 +1,263 @@
+"""SQLAlchemy 2.0 ORM: the database is the source of truth for keys, datasets, jobs and models.
+
+Portable between SQLite and Postgres: generic JSON and LargeBinary columns, strings with CHECK
+constraints instead of native enums, and timestamps that always come back timezone-aware UTC.
+Blob columns are deferred so listing rows never loads datasets, checkpoints or weights.
+Changing this file means adding an Alembic revision (see service/migrate.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations (and SQLite batch table rebuilds) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """Opaque, URL-safe, unguessable ids for resources named in URLs (e.g. job_9f2c...)."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always returned timezone-aware.
+
+    SQLite keeps no offset and returns naive values; Postgres returns aware values in the
+    session time zone. Both come back as UTC here, and naive input is refused.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use timezone-aware UTC (service.models.utcnow)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQL NULL (not JSON null) for absent values, so "IS NULL" means what it says.
+JSONValue = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class DatasetSource(StrEnum):
+    BUILTIN = "builtin"
+    UPLOAD = "upload"
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class ApiKey(Base):
+    """An API key. Only a sha256 of the secret is stored; keys are 32 random bytes, so no KDF."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Dataset(Base):
+    """A built-in catalog entry (data loaded by nn_core) or an upload (data stored here)."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (CheckConstraint(_in("source", DatasetSource), name="source"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ds"))
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(16))
+    task: Mapped[str] = mapped_column(String(32))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_features: Mapped[int] = mapped_column(Integer)
+    classes: Mapped[Any | None] = mapped_column(JSONValue)
+    class_balance: Mapped[Any | None] = mapped_column(JSONValue)
+    test_fraction: Mapped[float | None] = mapped_column(Float)
+    # Normalized npz (allow_pickle=False) for uploads; NULL for built-ins.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrainingJob(Base):
+    """One training run; its row is the job's state, a queue only ever carries its id."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        CheckConstraint(_in("status", JobStatus), name="status"),
+        Index("ix_training_jobs_owner_created_at", "owner", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
+    owner: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
+    spec: Mapped[Any] = mapped_column(JSONValue)
+    dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
+    dataset_name: Mapped[str] = mapped_column(String(200), default="")
+    model_name: Mapped[str] = mapped_column(String(200))
+    hyperparameters: Mapped[Any | None] = mapped_column(JSONValue)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    total_epochs: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[Any | None] = mapped_column(JSONValue)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # use_alter: model_versions.job_id points back here, so one of the two FKs is added last.
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL", use_alter=True)
+    )
+
+
+class MetricPoint(Base):
+    """Metrics after one epoch; (job_id, epoch) is unique so a resumed job cannot duplicate one."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[Any] = mapped_column(JSONValue)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Checkpoint(Base):
+    """Serialized training state (model + optimizer + RNG) after an epoch; the latest is kept."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Model(Base):
+    """A named model of one owner; its versions hold the weights."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("owner", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="model", passive_deletes=True, order_by="ModelVersion.version"
+    )
+    aliases: Mapped[list[ModelAlias]] = relationship(back_populates="model", passive_deletes=True)
+
+
+class ModelVersion(Base):
+    """An immutable numbered version: spec, final test metrics (incl. confusion matrix), weights."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[Any] = mapped_column(JSONValue)
+    metrics: Mapped[Any | None] = mapped_column(JSONValue)
+    weights: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    # NULL for versions uploaded as a model file, or whose job was deleted.
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Decision threshold for binary classifiers (e.g. spam scoring); NULL means 0.5. Set by
+    # the owner with PATCH, since the right trade-off is a product decision, not a weight.
+    threshold: Mapped[float | None] = mapped_column(Float)
+
+    model: Mapped[Model] = relationship(back_populates="versions")
+
+
+class ModelAlias(Base):
+    """A movable name (e.g. "production") for one version of a model."""
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    model: Mapped[Model] = relationship(back_populates="aliases")
+    version: Mapped[ModelVersion] = relationship()

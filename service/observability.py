@@ -1,0 +1,133 @@
+"""Prometheus metrics (HTTP traffic, jobs by state) and structured JSON logging.
+
+Each app gets its own CollectorRegistry so several apps (tests, benchmarks) can live in one
+process. Job counts are read from the database at scrape time, so they are right whichever
+process (API, worker) changed them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.db import Database
+from service.models import JobStatus, TrainingJob
+
+log = logging.getLogger(__name__)
+
+# Requests that matched no route share one label, so scanners cannot blow up cardinality.
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class JobsCollector(Collector):
+    """`nns_jobs{state=...}`: how many training jobs are in each state right now."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def describe(self) -> Iterator[Metric]:
+        # Without describe(), registering would call collect() and query the database.
+        yield GaugeMetricFamily("nns_jobs", "Training jobs by state", labels=["state"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("nns_jobs", "Training jobs by state", labels=["state"])
+        try:
+            with self.database.session() as session:
+                rows = session.execute(
+                    select(TrainingJob.status, func.count()).group_by(TrainingJob.status)
+                ).all()
+        except Exception as exc:  # a scrape must not fail because the database is down
+            log.warning("cannot count jobs for /metrics: %s", exc)
+            return
+        counts = {str(status): int(count) for status, count in rows}
+        for state in JobStatus:
+            family.add_metric([state.value], counts.get(state.value, 0))
+        yield family
+
+
+class Metrics:
+    """The metric objects of one app."""
+
+    def __init__(self, database: Database) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "nns_http_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "nns_http_request_duration_seconds",
+            "HTTP request latency by method and route template",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.registry.register(JobsCollector(database))
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (e.g. /v1/jobs/{job_id})."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            method = str(scope.get("method", ""))
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: easy to ship, grep and parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every logger (uvicorn's too) through one JSON handler on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,224 @@
+"""Request and response models of the training-jobs API (the public contract in OpenAPI).
+
+Only the shape of a request is checked here. What depends on settings (epochs, parameter
+count, per-key job limit) or on nn_core (whether the spec builds) is checked when the job is
+created, in service/jobs/submit.py, so every such error still names its field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+
+from service.schemas.types import WHOLE
+
+#: Model names appear in URLs (/v1/models/{name}:predict), so they are kept URL-safe.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class JobSubmit(BaseModel):
+    """Train `spec` on `dataset`; on success the model is registered as a new version of
+    `model_name`. The overrides replace the matching spec values (e.g. `epochs` sets
+    spec.training.epochs) so one spec file can serve many runs."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    spec: dict[str, Any] | Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="An nn_core model spec (input_dim, layers, loss, optimizer, training "
+        '...), or the name of a preset from GET /v1/presets (e.g. "mnist-mlp", '
+        '"spam-mlp"); the overrides below apply on top of either.',
+        examples=[
+            {
+                "input_dim": 2,
+                "layers": [
+                    {"type": "dense", "units": 8, "activation": "tanh"},
+                    {"type": "dense", "units": 2, "activation": "softmax"},
+                ],
+                "loss": "categorical_crossentropy",
+                "optimizer": {"name": "adam", "lr": 0.05},
+                "training": {"epochs": 50, "batch_size": 16},
+            },
+            "spam-mlp",
+        ],
+    )
+    dataset: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A built-in dataset name (GET /v1/datasets) or the id or name of an upload.",
+        examples=["xor"],
+    )
+    model_name: str = Field(
+        pattern=MODEL_NAME_PATTERN,
+        description="Model to register the trained version under (1-64 of A-Z a-z 0-9 _ . -).",
+        examples=["xor-classifier"],
+    )
+    test_fraction: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        strict=True,
+        description="Held-out fraction for datasets without an official test split "
+        "(default: the upload's own setting, else 0.2).",
+    )
+    # Numbers are strict (true is not 1, "3" is not 3); integers still accept 3.0.
+    epochs: Annotated[int, Field(strict=True, ge=1), WHOLE] | None = Field(
+        default=None, description="Overrides spec.training.epochs"
+    )
+    batch_size: Annotated[int, Field(strict=True, ge=1, le=1_000_000), WHOLE] | None = Field(
+        default=None, description="Overrides spec.training.batch_size"
+    )
+    seed: Annotated[int, Field(strict=True, ge=0, le=2**63 - 1), WHOLE] | None = Field(
+        default=None, description="Overrides spec.training.seed"
+    )
+    learning_rate: float | None = Field(
+        default=None,
+        gt=0.0,
+        allow_inf_nan=False,
+        strict=True,
+        description="Overrides spec.optimizer.lr",
+    )
+    validation_split: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=1.0,
+        strict=True,
+        description="Overrides spec.training.validation_split",
+    )
+    n_samples: Annotated[int, Field(strict=True, ge=10, le=100_000), WHOLE] | None = Field(
+        default=None,
+        description="Synthetic datasets (xor, circle, gauss, spiral) only: points to generate "
+        "(default 1000)",
+    )
+    noise: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        strict=True,
+        description="Synthetic datasets only: noise level, 0 to 0.5 as in the TensorFlow "
+        "Playground (default 0)",
+    )
+
+    @field_validator("spec", mode="wrap")
+    @classmethod
+    def _one_spec_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One error at `spec`, not one per union branch (dict[str,any], str)."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(
+                "must be a spec object or a preset name (1-100 characters, see GET /v1/presets)"
+            ) from None
+
+    @field_validator("model_name")
+    @classmethod
+    def _not_only_dots(cls, value: str) -> str:
+        if set(value) == {"."}:  # "." and ".." would be rewritten as URL path segments
+            raise ValueError("must not consist of dots only")
+        return value
+
+
+class Progress(BaseModel):
+    epoch: int = Field(description="Completed epochs")
+    total_epochs: int = Field(description="Epochs in the spec (early stopping may end sooner)")
+    percent: float = Field(ge=0.0, le=100.0)
+
+
+class ModelVersionRef(BaseModel):
+    """The model version a succeeded job registered."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: int
+    model_name: str
+    version: int
+
+
+class JobLinks(BaseModel):
+    self: str
+    metrics: str
+    events: str
+    cancel: str
+
+
+class JobResponse(BaseModel):
+    """A training job: state, progress, latest metrics and, once done, its outcome."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str = Field(examples=["job_9f2c4e1a7b3d5f60"])
+    status: str = Field(
+        description="queued | running | cancelling | succeeded | failed | cancelled",
+        examples=["running"],
+    )
+    model_name: str
+    dataset: str = Field(description="The dataset as submitted (name or upload id)")
+    dataset_id: str | None = Field(description="The upload's id; null for built-in datasets")
+    spec: dict[str, Any] = Field(description="The complete spec, every default filled in")
+    hyperparameters: dict[str, Any] = Field(description="Overrides and options as submitted")
+    progress: Progress
+    metrics: dict[str, Any] | None = Field(
+        description="Metrics of the latest completed epoch (loss, accuracy, val_loss, lr ...)"
+    )
+    eta_seconds: float | None = Field(description="Estimated seconds until the last epoch")
+    failure_reason: str | None
+    cancel_requested: bool
+    attempts: int = Field(description="Times a worker has started this job")
+    model_version: ModelVersionRef | None = Field(description="Set once the job has succeeded")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    links: JobLinks
+
+
+class JobList(BaseModel):
+    items: list[JobResponse]
+    total: int = Field(description="Jobs matching the filter")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last")
+
+
+class EpochMetrics(BaseModel):
+    """One epoch of history. Keys besides these may appear (they are passed through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: int
+    loss: float | None = None
+    accuracy: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    lr: float | None = None
+    seconds: float | None = None
+
+
+class MetricsPage(BaseModel):
+    job_id: str
+    items: list[EpochMetrics]
+    total: int = Field(description="Epochs recorded so far")
+    next_after_epoch: int | None = Field(
+        description="Pass as after_epoch for the next page; null when nothing more is stored yet"
+    )
+
+
+class ProgressEvent(BaseModel):
+    """Data of an SSE `progress` event (its SSE id is the epoch)."""
+
+    job_id: str
+    status: str
+    epoch: int
+    total_epochs: int
+    percent: float
+    metrics: dict[str, Any]
+    eta_seconds: float | None

@@ -1,0 +1,91 @@
+"""Model registry resources: models, their numbered versions, and movable aliases."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.schemas.types import VersionNumber
+
+
+class VersionOut(BaseModel):
+    """One immutable model version (weights are downloaded separately)."""
+
+    model: str = Field(description="Model name", examples=["xor-mlp"])
+    version: int = Field(ge=1, examples=[3])
+    created_at: datetime
+    job_id: str | None = Field(
+        default=None,
+        description="The training job that produced it; null for uploaded model files",
+    )
+    aliases: list[str] = Field(default_factory=list, examples=[["production"]])
+    metrics: Any = Field(
+        default=None,
+        description="Final test metrics recorded by the training job (incl. confusion matrix)",
+    )
+    input_dim: int | None = Field(default=None, description="Features per instance (null: text)")
+    loss: str | None = Field(default=None, examples=["categorical_crossentropy"])
+    size_bytes: int = Field(description="Size of the model file")
+    threshold: float | None = Field(
+        default=None,
+        description="Decision threshold of a binary classifier (e.g. spam scoring); "
+        "null means 0.5. Set with PATCH /v1/models/{name}/versions/{version}",
+    )
+
+
+class VersionDetail(VersionOut):
+    spec: Any = Field(description="The complete model spec (every default filled in)")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    created_at: datetime
+    n_versions: int
+    latest_version: VersionOut | None = None
+    aliases: dict[str, int] = Field(
+        default_factory=dict, description="alias -> version", examples=[{"production": 2}]
+    )
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(BaseModel):
+    name: str
+    created_at: datetime
+    aliases: dict[str, int] = Field(default_factory=dict, description="alias -> version")
+    versions: list[VersionOut]
+
+
+class AliasRequest(BaseModel):
+    """Point an alias at a version (creating the alias or moving it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: VersionNumber = Field(examples=[2])
+
+
+class VersionPatch(BaseModel):
+    """Settings of a version that may change after training (the weights never do)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float | None = Field(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        strict=True,
+        description="Probability at or above which a binary classifier answers the positive "
+        "class (spam scoring's default threshold); null restores 0.5",
+        examples=[0.8],
+    )
+
+
+class AliasOut(BaseModel):
+    model: str
+    alias: str
+    version: int
+    updated_at: datetime

@@ -1,0 +1,28 @@
+"""Field types shared by the request schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    """2.0 -> 2: JSON Schema counts a number without a fraction as an integer, so must we."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: Put after an integer's Field(strict=True, ...) constraints: a strict integer that also
+#: accepts 2.0 (e.g. Annotated[int, Field(strict=True, ge=1), WHOLE]).
+WHOLE = BeforeValidator(_whole_float_to_int)
+
+#: A model version number in a JSON body: a strict integer (no booleans, no numeric strings)
+#: that also accepts 2.0, as the "integer" the OpenAPI document promises does.
+#: (The constraints come first, so the OpenAPI document shows them as minimum/maximum.)
+VersionNumber = Annotated[
+    int,
+    Field(strict=True, ge=1, le=2**31 - 1),
+    WHOLE,
+]

@@ -1,0 +1,271 @@
+"""Static checks of docker/Dockerfile, docker/compose.yaml and .dockerignore (no container engine).
+
+Building and running the image needs Docker or podman and is done by hand (docker/Dockerfile's
+header); these tests keep the files' promises from drifting: multi-stage slim build, non-root user,
+health check, migrations before serving, and a compose file with api, workers, Postgres and Redis.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+COMPOSE = ROOT / "docker" / "compose.yaml"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+
+# ----------------------------------------------------------------------------- Dockerfile
+
+
+def _instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, comments dropped and continuation lines joined."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        keyword, _, rest = line.partition(" ")
+        result.append((keyword.upper(), rest.strip()))
+    assert not pending, "the Dockerfile ends inside a continued line"
+    return result
+
+
+def _stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, rest in _instructions(DOCKERFILE):
+        if keyword == "FROM":
+            stages.append([])
+        assert stages, f"{keyword} before the first FROM"
+        stages[-1].append((keyword, rest))
+    return stages
+
+
+def _args(stage: list[tuple[str, str]], keyword: str) -> list[str]:
+    return [rest for kw, rest in stage if kw == keyword]
+
+
+def _exec_form(rest: str) -> list[str]:
+    value = json.loads(rest)
+    assert isinstance(value, list), rest
+    return [str(part) for part in value]
+
+
+def test_multi_stage_build_from_slim_python() -> None:
+    stages = _stages()
+    assert len(stages) >= 2, "builder and runtime stages"
+    images = [shlex.split(_args(stage, "FROM")[0]) for stage in stages]
+    for image in images:
+        assert image[0] == "python:3.11-slim"
+    assert [part.lower() for part in images[0][1:]] == ["as", "builder"]
+    # The runtime stage starts from the slim base, not from the builder.
+    assert "builder" not in [part.lower() for part in images[-1]]
+
+
+def test_builder_installs_the_project_with_the_scale_extra_into_a_venv() -> None:
+    builder = _stages()[0]
+    runs = " ".join(_args(builder, "RUN"))
+    assert "-m venv /opt/venv" in runs
+    assert "/opt/venv/bin/pip install" in runs
+    assert '".[scale]"' in runs or "'.[scale]'" in runs
+    # Wheels only: nothing is compiled, so no compiler is needed in either stage.
+    assert "--only-binary=:all:" in runs
+
+
+def test_builder_copies_only_what_the_package_needs_and_it_exists() -> None:
+    copies = _args(_stages()[0], "COPY")
+    sources = [src for line in copies for src in shlex.split(line)[:-1] if not src.startswith("--")]
+    assert sources, "the builder copies the project"
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY source {src} is missing from the build context"
+        assert not _dockerignored(src.rstrip("/")), f".dockerignore excludes COPY source {src}"
+    assert {"pyproject.toml", "README.md", "nn_core/", "service/", "migrations/"} <= set(sources)
+
+
+def test_runtime_stage_copies_only_the_venv_and_has_no_compilers() -> None:
+    runtime = _stages()[-1]
+    copies = _args(runtime, "COPY")
+    assert copies == ["--from=builder /opt/venv /opt/venv"]
+    runs = " ".join(_args(runtime, "RUN")).lower()
+    for tool in ("apt-get install", "gcc", "build-essential", "pip install"):
+        assert tool not in runs, f"the runtime stage should not run {tool!r}"
+
+
+def test_runtime_runs_as_a_non_root_user_owning_data() -> None:
+    runtime = _stages()[-1]
+    users = _args(runtime, "USER")
+    assert users, "no USER in the runtime stage: it would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    assert user == "10001"
+    runs = " ".join(_args(runtime, "RUN"))
+    assert "--uid 10001" in runs
+    assert "-o 10001" in runs and "/data" in runs
+
+
+def test_runtime_environment_port_and_volume() -> None:
+    runtime = _stages()[-1]
+    env = " ".join(_args(runtime, "ENV")).split()
+    for setting in ("NNS_DATA_DIR=/data", "NNS_HOST=0.0.0.0", "NNS_PORT=8000"):
+        assert setting in env
+    assert "PATH=/opt/venv/bin:$PATH" in env
+    assert _args(runtime, "EXPOSE") == ["8000"]
+    assert _args(runtime, "VOLUME") == ['["/data"]']
+
+
+def test_healthcheck_probes_healthz_with_python() -> None:
+    checks = _args(_stages()[-1], "HEALTHCHECK")
+    assert len(checks) == 1
+    options, _, command = checks[0].partition("CMD ")
+    assert "--interval=" in options and "--timeout=" in options
+    argv = _exec_form(command)
+    assert argv[:2] == ["/opt/venv/bin/python", "-c"]
+    assert "curl" not in argv[2] and "/healthz" in argv[2] and "urllib.request" in argv[2]
+    compile(argv[2], "<healthcheck>", "exec")
+
+
+def test_container_command_serves_and_serve_migrates_before_listening() -> None:
+    runtime = _stages()[-1]
+    commands = _args(runtime, "CMD")
+    assert len(commands) == 1
+    argv = _exec_form(commands[0])
+    assert Path(argv[0]).name == "nn-service"
+    assert argv[1:] == ["serve"]
+    assert not _args(runtime, "ENTRYPOINT"), "compose's worker command replaces CMD whole"
+
+    # The image relies on `nn-service serve` migrating before uvicorn opens the port.
+    from service import cli
+
+    source = inspect.getsource(cli._serve)
+    assert "migrate.upgrade(" in source and "uvicorn.run(" in source
+    assert source.index("migrate.upgrade(") < source.index("uvicorn.run(")
+
+
+# ----------------------------------------------------------------------------- .dockerignore
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def _dockerignored(path: str) -> bool:
+    """Whether a top-level path is excluded (enough of Docker's rules for these files)."""
+    for pattern in _dockerignore_patterns():
+        assert not pattern.startswith("!"), "negations are not handled here"
+        pattern = pattern.rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern.removeprefix("**/")):
+            return True
+    return False
+
+
+def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:
+    for path in (".git", ".venv", "data", ".env", "nns.db", ".pytest_cache", ".mypy_cache"):
+        assert _dockerignored(path), f"{path} should be in .dockerignore"
+    assert not _dockerignored("pyproject.toml")
+
+
+# ----------------------------------------------------------------------------- compose.yaml
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse docker/compose.yaml")
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    services = compose["services"]
+    assert name in services, f"compose.yaml has no {name} service"
+    service = services[name]
+    assert isinstance(service, dict)
+    return service
+
+
+def test_compose_names_the_four_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"api", "worker", "postgres", "redis"}
+
+
+def test_compose_builds_this_dockerfile_from_the_repository_root(compose: dict[str, Any]) -> None:
+    for name in ("api", "worker"):
+        service = _service(compose, name)
+        build = service["build"]
+        assert (COMPOSE.parent / build["context"]).resolve() == ROOT
+        assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
+        assert service["image"] == _service(compose, "api")["image"]
+
+
+def test_compose_api_and_worker_share_postgres_and_redis(compose: dict[str, Any]) -> None:
+    for name in ("api", "worker"):
+        service = _service(compose, name)
+        env = service["environment"]
+        assert env["NNS_DATABASE_URL"] == "postgresql+psycopg://nns:nns@postgres:5432/nns"
+        assert env["NNS_RUNNER"] == "rq"
+        assert env["NNS_REDIS_URL"] == "redis://redis:6379/0"
+        for dependency in ("postgres", "redis"):
+            assert service["depends_on"][dependency]["condition"] == "service_healthy"
+
+
+def test_compose_api_publishes_8000_keeps_data_and_is_health_checked(
+    compose: dict[str, Any],
+) -> None:
+    api = _service(compose, "api")
+    assert any(str(port).endswith("8000:8000") for port in api["ports"])
+    assert any(str(volume).endswith(":/data") for volume in api["volumes"])
+    test = api["healthcheck"]["test"]
+    assert test[0] == "CMD" and "/healthz" in test[-1]
+    compile(test[-1], "<healthcheck>", "exec")
+
+
+def test_compose_worker_runs_replicated_workers(compose: dict[str, Any]) -> None:
+    worker = _service(compose, "worker")
+    assert worker["command"] == ["nn-service", "worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert "ports" not in worker
+    # The image's HTTP health check does not apply to a worker.
+    assert worker["healthcheck"] == {"disable": True}
+
+
+def test_compose_postgres_has_a_volume_and_pg_isready(compose: dict[str, Any]) -> None:
+    postgres = _service(compose, "postgres")
+    assert str(postgres["image"]).startswith("postgres:16")
+    named = {str(volume).split(":")[0] for volume in postgres["volumes"]}
+    assert any(str(volume).endswith(":/var/lib/postgresql/data") for volume in postgres["volumes"])
+    assert named <= set(compose["volumes"]), "postgres uses a named volume"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    env = postgres["environment"]
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (
+        "nns",
+        "nns",
+        "nns",
+    )
+
+
+def test_compose_redis_is_health_checked(compose: dict[str, Any]) -> None:
+    redis = _service(compose, "redis")
+    assert str(redis["image"]).startswith("redis:7")
+    assert "ping" in redis["healthcheck"]["test"]
+
+
+def test_compose_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose["volumes"])
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"volume {source} is not declared"

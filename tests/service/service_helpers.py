@@ -1,0 +1,18 @@
+"""Helpers shared by the service tests (a uniquely named module: test dirs have no __init__)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.config import Settings
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test: explicit values only, never the developer's .env file."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=database_url, data_dir=data_dir, **overrides
+    )
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

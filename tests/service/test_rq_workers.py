@@ -1,0 +1,391 @@
+"""Scale-out: the API queues job ids in Redis (RQ), `nn-service worker` processes run them.
+
+Everything is real: a fresh Postgres schema per test, Redis (the machine's, with a queue
+name of the test's own; or a private redis-server when the test crashes or flushes it),
+worker processes started as `nn-service worker`, faults made with kill -9, SIGSTOP,
+FLUSHALL and pg_terminate_backend. Submission goes through the app over httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from jobs_helpers import job_settings, parse_events, slow_spec, wait_for_job, xor_spec
+from rq import Queue
+from rq_helpers import (
+    REDIS_SERVER,
+    RedisServer,
+    WorkerProcess,
+    owner_pid,
+    process_alive,
+    worker_env,
+)
+from service_helpers import bearer
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from nn_core.datasets.catalog import load_dataset
+from nn_core.spec import build_model
+from nn_core.training import Trainer
+from service.app import create_app
+from service.config import Settings
+from service.db import Database
+from service.jobs import rq_queue
+from service.models import MetricPoint, ModelVersion
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.redis]
+
+
+def _done(job: dict[str, Any]) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture
+def rq_settings(postgres_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Postgres schema of this test, the shared Redis with a queue of this test's own."""
+    settings = job_settings(
+        postgres_schema_url,
+        tmp_path / "data",
+        runner="rq",
+        redis_url=redis_url,
+        rq_queue=f"nns-test-{uuid.uuid4().hex[:10]}",
+        checkpoint_every=3,
+    )
+    yield settings
+    connection = redis.Redis.from_url(redis_url)
+    Queue(settings.rq_queue, connection=connection).delete(delete_jobs=True)
+    connection.close()
+
+
+@pytest.fixture
+def private_redis(redis_url: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (needs the binary; gated like the redis fixture)."""
+    if not os.path.exists(REDIS_SERVER):
+        message = f"{REDIS_SERVER} is missing"
+        if os.environ.get("NNS_TEST_REQUIRE_SERVICES", "") not in ("", "0", "false"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `nn-service worker` processes; all are killed at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, **env: str) -> WorkerProcess:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        worker = WorkerProcess(worker_env(settings, **env), log_path)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill_group()
+
+
+@asynccontextmanager
+async def api(settings: Settings) -> AsyncIterator[tuple[Database, httpx.AsyncClient]]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        key = settings.admin_key_path.read_text().strip()
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer(key), timeout=60
+        ) as client:
+            yield application.state.db, client
+
+
+async def _submit(client: httpx.AsyncClient, spec: dict[str, Any], name: str = "m") -> str:
+    response = await client.post(
+        "/v1/jobs", json={"spec": spec, "dataset": "xor", "model_name": name}
+    )
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        await asyncio.sleep(0.1)
+
+
+def _epochs(database: Database, job_id: str) -> list[int]:
+    with database.session() as session:
+        return list(
+            session.scalars(
+                select(MetricPoint.epoch)
+                .where(MetricPoint.job_id == job_id)
+                .order_by(MetricPoint.epoch)
+            )
+        )
+
+
+def _losses(database: Database, job_id: str) -> list[float]:
+    with database.session() as session:
+        points = session.scalars(
+            select(MetricPoint).where(MetricPoint.job_id == job_id).order_by(MetricPoint.epoch)
+        ).all()
+        return [p.metrics["loss"] for p in points]
+
+
+def _versions(database: Database, job_id: str) -> int:
+    with database.session() as session:
+        count = session.scalar(
+            select(func.count()).select_from(ModelVersion).where(ModelVersion.job_id == job_id)
+        )
+        return int(count or 0)
+
+
+def _uninterrupted_losses(spec: dict[str, Any], tmp_path: Path) -> list[float]:
+    data = load_dataset("xor", tmp_path / "cache")
+    trainer = Trainer(build_model(spec))
+    trainer.fit(data.X_train, data.y_train)
+    return [h["loss"] for h in trainer.history]
+
+
+# ------------------------------------------------------------------------------ basics
+
+
+async def test_worker_runs_a_submitted_job_with_progress_and_events(
+    rq_settings: Settings, workers: Callable[..., WorkerProcess]
+) -> None:
+    async with api(rq_settings) as (database, client):
+        worker = workers(rq_settings)
+        job_id = await _submit(client, slow_spec(epochs=12))
+        # The stream comes from the database, wherever the job runs; it ends with the job.
+        stream = await client.get(f"/v1/jobs/{job_id}/events")
+        events = parse_events(stream.text)
+        assert events[0]["event"] == "snapshot"
+        assert events[-1]["event"] == "end", worker.log()
+        assert events[-1]["data"]["status"] == "succeeded"
+        progress = [e["data"]["epoch"] for e in events if e["event"] == "progress"]
+        first = events[0]["data"]["progress"]["epoch"]
+        assert progress == list(range(first + 1, 13))
+
+        done = (await client.get(f"/v1/jobs/{job_id}")).json()
+        assert done["attempts"] == 1
+        assert done["model_version"]["version"] == 1
+        assert owner_pid(database, job_id) == worker.pid
+        assert _epochs(database, job_id) == list(range(1, 13))
+
+
+async def test_duplicate_messages_run_a_job_once(
+    rq_settings: Settings, workers: Callable[..., WorkerProcess]
+) -> None:
+    async with api(rq_settings) as (database, client):
+        job_id = await _submit(client, xor_spec(epochs=4))
+        connection = rq_queue.redis_connection(rq_settings)
+        queue = rq_queue.training_queue(rq_settings, connection)
+        for _ in range(3):
+            rq_queue.enqueue(queue, job_id)
+        workers(rq_settings)
+        workers(rq_settings)
+        done = await wait_for_job(client, job_id, _done)
+        assert done["status"] == "succeeded" and done["attempts"] == 1
+        await _until(lambda: queue.count == 0, what="the duplicate messages to be consumed")
+        assert _versions(database, job_id) == 1
+        connection.close()
+
+
+async def test_cancel_reaches_a_job_running_on_a_worker(
+    rq_settings: Settings, workers: Callable[..., WorkerProcess]
+) -> None:
+    async with api(rq_settings) as (_database, client):
+        worker = workers(rq_settings)
+        job_id = await _submit(client, slow_spec(epochs=500))
+        await wait_for_job(client, job_id, lambda j: j["progress"]["epoch"] >= 2)
+        response = await client.post(f"/v1/jobs/{job_id}/cancel")
+        assert response.json()["status"] in ("cancelling", "cancelled")
+        done = await wait_for_job(client, job_id, _done, timeout=20)
+        assert done["status"] == "cancelled"
+        assert done["progress"]["epoch"] < 500
+        await _until(lambda: not worker.children(), what="the training process to exit")
+        assert worker.process.poll() is None  # the worker lives on for the next job
+
+
+async def test_cancel_kills_a_frozen_training_process_on_a_worker(
+    rq_settings: Settings, workers: Callable[..., WorkerProcess]
+) -> None:
+    async with api(rq_settings) as (_database, client):
+        worker = workers(rq_settings)
+        job_id = await _submit(client, slow_spec(epochs=500))
+        await wait_for_job(client, job_id, lambda j: j["progress"]["epoch"] >= 2)
+        [child] = worker.children()
+        os.kill(child, signal.SIGSTOP)  # it can no longer see the cancel flag
+        started = time.monotonic()
+        await client.post(f"/v1/jobs/{job_id}/cancel")
+        done = await wait_for_job(client, job_id, _done, timeout=30)
+        assert done["status"] == "cancelled"
+        # Grace (2 s) for a cooperative stop, then SIGTERM (pending on a stopped process),
+        # then SIGKILL: the same escalation as the embedded runner.
+        # (Its lease may expire first: then a sweep settles the job and the worker, seeing
+        # that, escalates the same way.)
+        assert time.monotonic() - started >= 2.0
+        await _until(lambda: not process_alive(child), timeout=15, what="SIGKILL")
+        # The worker takes the next job.
+        second = await _submit(client, xor_spec(epochs=3), "next")
+        assert (await wait_for_job(client, second, _done))["status"] == "succeeded"
+
+
+# ------------------------------------------------------------------------------ faults
+
+
+@pytest.mark.slow
+async def test_killed_worker_job_resumes_on_another_worker_from_its_checkpoint(
+    rq_settings: Settings, workers: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    spec = slow_spec(epochs=24)
+    async with api(rq_settings) as (database, client):
+        pool = {w.pid: w for w in (workers(rq_settings), workers(rq_settings))}
+        job_id = await _submit(client, spec)
+        await wait_for_job(client, job_id, lambda j: j["progress"]["epoch"] >= 7)
+        first = owner_pid(database, job_id)
+        assert first in pool
+        victim = pool[first]
+        [child] = victim.children()
+        os.kill(victim.pid, signal.SIGKILL)  # no shutdown code runs
+        victim.process.wait()
+        # The orphaned training process notices its supervisor is gone and exits.
+        await _until(lambda: not process_alive(child), what="the orphaned training process")
+
+        done = await wait_for_job(client, job_id, _done, timeout=90)
+        assert done["status"] == "succeeded", done
+        assert done["attempts"] == 2
+        survivor = next(pid for pid in pool if pid != first)
+        assert owner_pid(database, job_id) == survivor
+        # Resumed from the checkpoint of epoch 6: no gap, no duplicate, and exactly the
+        # history of one uninterrupted run.
+        assert _epochs(database, job_id) == list(range(1, 25))
+        assert _losses(database, job_id) == _uninterrupted_losses(spec, tmp_path)
+        assert _versions(database, job_id) == 1
+
+
+@pytest.mark.slow
+async def test_frozen_worker_loses_its_job_when_the_lease_expires(
+    rq_settings: Settings, workers: Callable[..., WorkerProcess]
+) -> None:
+    async with api(rq_settings) as (database, client):
+        pool = {w.pid: w for w in (workers(rq_settings), workers(rq_settings))}
+        job_id = await _submit(client, slow_spec(epochs=30))
+        await wait_for_job(client, job_id, lambda j: j["progress"]["epoch"] >= 4)
+        first = owner_pid(database, job_id)
+        assert first in pool
+        frozen = pool[first]
+        frozen.signal_group(signal.SIGSTOP)  # worker and training process: a hung machine
+        stopped_at = time.monotonic()
+        survivor = next(pid for pid in pool if pid != first)
+        await _until(
+            lambda: owner_pid(database, job_id) == survivor, timeout=30, what="the takeover"
+        )
+        # Its pid is alive, so only the lease (3 s) tells the job is abandoned.
+        assert time.monotonic() - stopped_at >= rq_settings.lease_seconds
+        # The frozen worker wakes up: its training process finds it lost the job (the claim
+        # is fenced by worker id) and stops; it never writes into the job again.
+        frozen.signal_group(signal.SIGCONT)
+        done = await wait_for_job(client, job_id, _done, timeout=90)
+        assert done["status"] == "succeeded", done
+        assert done["attempts"] == 2
+        assert _epochs(database, job_id) == list(range(1, 31))
+        assert _versions(database, job_id) == 1
+        await _until(lambda: not frozen.children(), what="the fenced-out process to stop")
+        assert frozen.process.poll() is None
+
+
+@pytest.mark.slow
+async def test_flushed_queue_loses_no_job(
+    rq_settings: Settings, private_redis: RedisServer, workers: Callable[..., WorkerProcess]
+) -> None:
+    settings = rq_settings.model_copy(update={"redis_url": private_redis.url})
+    async with api(settings) as (_database, client):
+        jobs = [await _submit(client, xor_spec(epochs=3), f"m{i}") for i in range(3)]
+        connection = redis.Redis.from_url(private_redis.url)
+        queue = Queue(settings.rq_queue, connection=connection)
+        await _until(lambda: queue.count >= 3, what="the messages")
+        connection.flushall()  # every message is gone; the jobs are still queued in Postgres
+        assert queue.count == 0
+        workers(settings)
+        for job_id in jobs:
+            done = await wait_for_job(client, job_id, _done, timeout=60)
+            assert done["status"] == "succeeded", done
+        connection.close()
+
+
+@pytest.mark.slow
+async def test_redis_crash_and_restart_loses_no_job(
+    rq_settings: Settings, private_redis: RedisServer, workers: Callable[..., WorkerProcess]
+) -> None:
+    settings = rq_settings.model_copy(update={"redis_url": private_redis.url})
+    async with api(settings) as (_database, client):
+        worker = workers(settings)
+        first = await _submit(client, slow_spec(epochs=20), "first")
+        rest = [await _submit(client, xor_spec(epochs=3), f"m{i}") for i in range(3)]
+        await wait_for_job(client, first, lambda j: j["progress"]["epoch"] >= 3)
+        private_redis.crash()  # kill -9, no persistence: the queued messages are lost
+        await asyncio.sleep(1.0)
+        private_redis.start()  # same port, empty
+        for job_id in [first, *rest]:
+            done = await wait_for_job(client, job_id, _done, timeout=90)
+            assert done["status"] == "succeeded", (done, worker.log()[-3000:])
+            assert done["attempts"] == 1  # the running job never noticed
+        assert worker.process.poll() is None
+
+
+@pytest.mark.slow
+async def test_dropped_postgres_connections_are_retried(
+    rq_settings: Settings,
+    workers: Callable[..., WorkerProcess],
+    postgres_url: str,
+) -> None:
+    # The worker (and its training process) connect under a name of their own, so the test
+    # can terminate exactly their backends, again and again, while the job trains.
+    app_name = f"nns-worker-{uuid.uuid4().hex[:8]}"
+    url = make_url(rq_settings.database_url).update_query_dict({"application_name": app_name})
+    worker_settings = rq_settings.model_copy(
+        update={"database_url": url.render_as_string(hide_password=False)}
+    )
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    terminated = 0
+    try:
+        async with api(rq_settings) as (database, client):
+            worker = workers(worker_settings)
+            job_id = await _submit(client, slow_spec(epochs=30))
+            deadline = time.monotonic() + 90
+            while True:
+                job = (await client.get(f"/v1/jobs/{job_id}")).json()
+                if _done(job):
+                    break
+                assert time.monotonic() < deadline, (job, worker.log()[-5000:])
+                with admin.connect() as connection:
+                    terminated += len(
+                        connection.execute(
+                            text(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = :name"
+                            ),
+                            {"name": app_name},
+                        ).all()
+                    )
+                await asyncio.sleep(0.25)
+            assert job["status"] == "succeeded", (job, worker.log()[-3000:])
+            assert job["attempts"] == 1
+            assert _epochs(database, job_id) == list(range(1, 31))
+            assert terminated >= 10  # the drops really happened, many times
+    finally:
+        admin.dispose()
