@@ -13,12 +13,13 @@ All formulas are written so that float32 stays float32: constants are Python flo
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from nn_core.errors import SpecError
-from nn_core.params import check_number
+from nn_core.params import Configurable, check_number
 
 ACTIVATIONS: dict[str, type[Activation]] = {}
 
@@ -28,7 +29,11 @@ def register(cls: type[Activation]) -> type[Activation]:
     return cls
 
 
-class Activation:
+class Activation(Configurable):
+    """Built as ``ReLU()``, ``LeakyReLU(alpha=0.1)``, or from ``"relu"`` /
+    ``{"name": "leaky_relu", "alpha": 0.1}`` with `build_activation`."""
+
+    kind_key = "name"
     name: ClassVar[str] = ""
     #: backward needs the pre-activation z, not just the output a.
     uses_input: ClassVar[bool] = False
@@ -45,6 +50,16 @@ class Activation:
 
     def config(self) -> str | dict[str, Any]:
         return self.name
+
+    @classmethod
+    def check_config_keys(cls, config: Mapping[str, Any], field: str) -> None:
+        params = sorted(key for key in config if key != "name")
+        allowed = cls.config_keys()
+        if params and not allowed:
+            raise SpecError(f"{field}.{params[0]}", f"{cls.name!r} takes no parameters")
+        unknown = [key for key in params if key not in allowed]
+        if unknown:
+            raise SpecError(f"{field}.{unknown[0]}", "unknown parameter", allowed)
 
 
 @register
@@ -124,13 +139,11 @@ class ReLU(Activation):
 class _Alpha(Activation):
     """Activations with one `alpha` parameter."""
 
-    default_alpha: ClassVar[float] = 1.0
     alpha_range: ClassVar[tuple[float, float]] = (0.0, math.inf)
 
-    def __init__(self, alpha: float | None = None, field: str = "activation") -> None:
+    def __init__(self, alpha: float) -> None:
         low, high = self.alpha_range
-        value = self.default_alpha if alpha is None else alpha
-        self.alpha = check_number(value, f"{field}.alpha", low=low, high=high)
+        self.alpha = check_number(alpha, "alpha", low=low, high=high)
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "alpha": self.alpha}
@@ -139,8 +152,10 @@ class _Alpha(Activation):
 @register
 class LeakyReLU(_Alpha):
     name = "leaky_relu"
-    default_alpha = 0.01
     alpha_range = (0.0, 1.0)
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__(alpha)
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         # For 0 <= alpha <= 1, max(z, alpha*z) is z for z > 0 and alpha*z otherwise.
@@ -155,7 +170,9 @@ class LeakyReLU(_Alpha):
 @register
 class ELU(_Alpha):
     name = "elu"
-    default_alpha = 1.0
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__(alpha)
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         neg = np.expm1(np.minimum(z, 0))
@@ -264,28 +281,26 @@ class Softmax(Activation):
         return grad
 
 
+#: what a layer's `activation` accepts: a name, a spec entry, or an Activation
+ActivationLike = str | dict[str, Any] | Activation
+
+
 def build_activation(config: Any, field: str = "activation") -> Activation:
-    """An activation from ``"relu"`` or ``{"name": "leaky_relu", "alpha": 0.1}``."""
-    name: Any
+    """An activation from ``"relu"`` or ``{"name": "leaky_relu", "alpha": 0.1}`` (an Activation
+    is returned as it is)."""
+    if isinstance(config, Activation):
+        return config
     if isinstance(config, str):
-        name, params = config, {}
+        entry: dict[str, Any] = {"name": config}
     elif isinstance(config, dict):
-        name = config.get("name")
-        params = {k: v for k, v in config.items() if k != "name"}
+        entry = config
     else:
         raise SpecError(field, "must be a name or an object with a 'name'", ACTIVATIONS)
+    name = entry.get("name")
     if name not in ACTIVATIONS:
         raise SpecError(
             field if isinstance(config, str) else f"{field}.name",
             f"unknown activation {name!r}",
             ACTIVATIONS,
         )
-    cls = ACTIVATIONS[name]
-    if issubclass(cls, _Alpha):
-        unknown = set(params) - {"alpha"}
-        if unknown:
-            raise SpecError(f"{field}.{sorted(unknown)[0]}", "unknown parameter", ["alpha"])
-        return cls(params.get("alpha"), field=field)
-    if params:
-        raise SpecError(f"{field}.{sorted(params)[0]}", f"{name!r} takes no parameters")
-    return cls()
+    return ACTIVATIONS[name].from_config(entry, field)

@@ -18,12 +18,19 @@ class SpecError(NNCoreError, ValueError):
 
     def __init__(self, field: str, message: str, allowed: Iterable[str] | None = None) -> None:
         self.field = field
+        self.reason = message
         self.allowed = sorted(allowed) if allowed is not None else None
         text = f"{field}: {message}"
         if self.allowed is not None:
             text += f" (allowed: {', '.join(self.allowed)})"
         self.message = text
         super().__init__(text)
+
+    def within(self, prefix: str) -> SpecError:
+        """The same error one level down: a constructor names its parameter (``units``), the
+        spec entry it was built from puts it under its own path (``layers[0].units``)."""
+        field = f"{prefix}.{self.field}" if prefix and self.field else prefix or self.field
+        return SpecError(field, self.reason, self.allowed)
 
 
 class DataError(NNCoreError, ValueError):

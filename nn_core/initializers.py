@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from nn_core.errors import SpecError
-from nn_core.params import check_keys, check_number
+from nn_core.params import check_keys, check_number, within
 
 Fans = tuple[int, int]
 
@@ -51,11 +51,36 @@ INITIALIZERS = sorted(
 
 
 class Initializer:
-    """Fills an array in place; `config()` gives back the spec entry that built it."""
+    """Fills an array in place: ``Initializer("he_normal")``, ``Initializer("normal", std=0.05)``,
+    or from a spec entry (``"he_normal"``, ``{"name": "normal", "std": 0.05}``) with
+    `from_config`. `config()` gives back the spec entry."""
 
     def __init__(self, name: str, std: float | None = None) -> None:
+        if name not in INITIALIZERS:
+            raise SpecError("name", f"unknown initializer {name!r}", INITIALIZERS)
+        if name == "normal":
+            std = check_number(0.01 if std is None else std, "std", low=0.0, low_open=True)
+        elif std is not None:
+            raise SpecError("std", "unknown field", [])
         self.name = name
         self.std = std
+
+    @classmethod
+    def from_config(cls, config: Any, field: str) -> Initializer:
+        """From ``"he_normal"``, ``"zeros"`` or ``{"name": "normal", "std": 0.01}``."""
+        if isinstance(config, str):
+            if config not in INITIALIZERS:
+                raise SpecError(field, f"unknown initializer {config!r}", INITIALIZERS)
+            return cls(config)
+        if not isinstance(config, dict):
+            raise SpecError(field, "must be a name or an object with a 'name'", INITIALIZERS)
+        name = config.get("name")
+        if name not in INITIALIZERS:
+            raise SpecError(f"{field}.name", f"unknown initializer {name!r}", INITIALIZERS)
+        params = {key: value for key, value in config.items() if key != "name"}
+        check_keys(params, field, ["std"] if name == "normal" else [])
+        with within(field):
+            return cls(name, **params)
 
     def fill(self, out: np.ndarray, fans: Fans, rng: np.random.Generator) -> None:
         if self.name == "zeros":
@@ -89,23 +114,12 @@ def _normal(out: np.ndarray, std: float, rng: np.random.Generator) -> None:
     out *= std
 
 
+#: what a layer's initializer parameters accept: a name, a spec entry, or an Initializer
+InitializerLike = str | dict[str, Any] | Initializer
+
+
 def build_initializer(config: Any, field: str) -> Initializer:
-    """From ``"he_normal"``, ``"zeros"`` or ``{"name": "normal", "std": 0.01}``."""
-    name: Any
-    if isinstance(config, str):
-        name, params = config, {}
-    elif isinstance(config, dict):
-        name = config.get("name")
-        params = {k: v for k, v in config.items() if k != "name"}
-        if name not in INITIALIZERS:
-            raise SpecError(f"{field}.name", f"unknown initializer {name!r}", INITIALIZERS)
-    else:
-        raise SpecError(field, "must be a name or an object with a 'name'", INITIALIZERS)
-    if name not in INITIALIZERS:
-        raise SpecError(field, f"unknown initializer {name!r}", INITIALIZERS)
-    if name == "normal":
-        check_keys(params, field, ["std"])
-        std = check_number(params.get("std", 0.01), f"{field}.std", low=0.0, low_open=True)
-        return Initializer("normal", std)
-    check_keys(params, field, [])
-    return Initializer(str(name))
+    """An Initializer from a spec entry (one is returned as it is)."""
+    if isinstance(config, Initializer):
+        return config
+    return Initializer.from_config(config, field)

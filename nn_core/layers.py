@@ -17,11 +17,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nn_core.activations import Activation, Identity, build_activation
+from nn_core.activations import Activation, ActivationLike, Identity, build_activation
 from nn_core.errors import SpecError
-from nn_core.initializers import Initializer, build_initializer
-from nn_core.params import check_bool, check_int, check_keys, check_number, check_object
-from nn_core.regularizers import Regularizer, build_regularizer
+from nn_core.initializers import Initializer, InitializerLike, build_initializer
+from nn_core.params import Configurable, check_bool, check_int, check_number, check_object
+from nn_core.regularizers import Regularizer, RegularizerLike, build_regularizer
 
 LAYERS: dict[str, type[Layer]] = {}
 
@@ -40,10 +40,12 @@ class ParamSpec:
     regularizer: Regularizer | None = None
 
 
-class Layer:
+class Layer(Configurable):
+    """Built with keyword arguments (``Dense(units=64, activation="relu")``) or from a spec entry
+    (``{"type": "dense", "units": 64, ...}``) with `from_config` / `build_layer`."""
+
+    kind_key = "type"
     type: ClassVar[str] = ""
-    #: config keys accepted besides "type"
-    keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.input_dim = 0
@@ -102,6 +104,16 @@ class Layer:
     def set_frozen_masks(self, frozen: bool) -> None:
         """Reuse the last dropout masks (gradient checking); no-op for layers without dropout."""
 
+    @property
+    def output_activation(self) -> Activation | None:
+        """The activation this layer ends with, as its spec names it (None: it has none).
+        A loss that fuses its activation (softmax+CE, sigmoid+BCE) checks the last layer's."""
+        return None
+
+    def fuse_output(self) -> None:
+        """Leave the output activation to the loss, which applies it to the logits."""
+        raise SpecError("layers", f"a {self.type!r} layer has no activation for a loss to fuse")
+
 
 class DropoutMask:
     """Inverted dropout: keep each unit with probability 1 - rate and scale kept units by
@@ -130,8 +142,8 @@ class DropoutMask:
         return grad
 
 
-def _dropout_rate(config: dict[str, Any], field: str, key: str = "dropout") -> float:
-    return check_number(config.get(key, 0.0), f"{field}.{key}", low=0.0, high=1.0, high_open=True)
+def _dropout_rate(rate: Any, field: str) -> float:
+    return check_number(rate, field, low=0.0, high=1.0, high_open=True)
 
 
 def default_initializer(activation: Activation) -> str:
@@ -148,32 +160,31 @@ class Dense(Layer):
     """Fully connected layer a = f(XW + b), optionally followed by inverted dropout."""
 
     type = "dense"
-    keys = (
-        "units",
-        "activation",
-        "initializer",
-        "bias_initializer",
-        "regularizer",
-        "dropout",
-        "use_bias",
-    )
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
+    def __init__(
+        self,
+        units: int,
+        *,
+        activation: ActivationLike = "identity",
+        initializer: InitializerLike | None = None,
+        bias_initializer: InitializerLike = "zeros",
+        regularizer: RegularizerLike = None,
+        dropout: float = 0.0,
+        use_bias: bool = True,
+    ) -> None:
+        """`initializer` None: He for the ReLU family, LeCun for SELU, else Glorot."""
         super().__init__()
-        self.units = check_int(config.get("units"), f"{field}.units", low=1)
-        self.activation = build_activation(
-            config.get("activation", "identity"), f"{field}.activation"
-        )
-        self.reported_activation = self.activation
+        self.units = check_int(units, "units", low=1)
+        self.activation = build_activation(activation, "activation")
+        self._named_activation = self.activation
         self.initializer = build_initializer(
-            config.get("initializer", default_initializer(self.activation)), f"{field}.initializer"
+            default_initializer(self.activation) if initializer is None else initializer,
+            "initializer",
         )
-        self.bias_initializer = build_initializer(
-            config.get("bias_initializer", "zeros"), f"{field}.bias_initializer"
-        )
-        self.regularizer = build_regularizer(config.get("regularizer"), f"{field}.regularizer")
-        self.use_bias = check_bool(config.get("use_bias", True), f"{field}.use_bias")
-        self.dropout = DropoutMask(_dropout_rate(config, field))
+        self.bias_initializer = build_initializer(bias_initializer, "bias_initializer")
+        self.regularizer = build_regularizer(regularizer, "regularizer")
+        self.use_bias = check_bool(use_bias, "use_bias")
+        self.dropout = DropoutMask(_dropout_rate(dropout, "dropout"))
         self._x: np.ndarray | None = None
         self._z: np.ndarray | None = None
         self._a: np.ndarray | None = None
@@ -192,8 +203,11 @@ class Dense(Layer):
             specs.append(ParamSpec("b", (self.units,), self.bias_initializer, fans))
         return specs
 
+    @property
+    def output_activation(self) -> Activation:
+        return self._named_activation
+
     def fuse_output(self) -> None:
-        """Leave the output activation to the loss (softmax+CE, sigmoid+BCE from logits)."""
         self.activation = Identity()
 
     def forward(self, x: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
@@ -224,7 +238,7 @@ class Dense(Layer):
         return {
             "type": self.type,
             "units": self.units,
-            "activation": self.reported_activation.config(),
+            "activation": self._named_activation.config(),
             "initializer": self.initializer.config(),
             "bias_initializer": self.bias_initializer.config(),
             "regularizer": self.regularizer.config(),
@@ -238,17 +252,22 @@ class Maxout(Layer):
     """Maxout (Goodfellow et al. 2013): `units` outputs, each the max of `pieces` affine maps."""
 
     type = "maxout"
-    keys = ("units", "pieces", "initializer", "regularizer", "dropout")
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
+    def __init__(
+        self,
+        units: int,
+        *,
+        pieces: int = 2,
+        initializer: InitializerLike = "glorot_uniform",
+        regularizer: RegularizerLike = None,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        self.units = check_int(config.get("units"), f"{field}.units", low=1)
-        self.pieces = check_int(config.get("pieces", 2), f"{field}.pieces", low=2)
-        self.initializer = build_initializer(
-            config.get("initializer", "glorot_uniform"), f"{field}.initializer"
-        )
-        self.regularizer = build_regularizer(config.get("regularizer"), f"{field}.regularizer")
-        self.dropout = DropoutMask(_dropout_rate(config, field))
+        self.units = check_int(units, "units", low=1)
+        self.pieces = check_int(pieces, "pieces", low=2)
+        self.initializer = build_initializer(initializer, "initializer")
+        self.regularizer = build_regularizer(regularizer, "regularizer")
+        self.dropout = DropoutMask(_dropout_rate(dropout, "dropout"))
         self._x: np.ndarray | None = None
         self._idx: np.ndarray | None = None
 
@@ -262,7 +281,7 @@ class Maxout(Layer):
         width = self.units * self.pieces
         return [
             ParamSpec("W", (self.input_dim, width), self.initializer, fans, self.regularizer),
-            ParamSpec("b", (width,), build_initializer("zeros", "bias"), fans),
+            ParamSpec("b", (width,), _ZEROS, fans),
         ]
 
     def forward(self, x: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
@@ -303,16 +322,19 @@ class ActivationLayer(Layer):
     """A standalone activation, e.g. after batch normalisation."""
 
     type = "activation"
-    keys = ("activation",)
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
+    def __init__(self, activation: ActivationLike) -> None:
         super().__init__()
-        if "activation" not in config:
-            raise SpecError(f"{field}.activation", "is required")
-        self.activation = build_activation(config["activation"], f"{field}.activation")
-        self.reported_activation = self.activation
+        if activation is None:  # left out of a spec entry
+            raise SpecError("activation", "is required")
+        self.activation = build_activation(activation, "activation")
+        self._named_activation = self.activation
         self._z: np.ndarray | None = None
         self._a: np.ndarray | None = None
+
+    @property
+    def output_activation(self) -> Activation:
+        return self._named_activation
 
     def fuse_output(self) -> None:
         self.activation = Identity()
@@ -328,19 +350,18 @@ class ActivationLayer(Layer):
         return self.activation.backward(grad, self._z, self._a)
 
     def config(self) -> dict[str, Any]:
-        return {"type": self.type, "activation": self.reported_activation.config()}
+        return {"type": self.type, "activation": self._named_activation.config()}
 
 
 @register
 class Dropout(Layer):
     type = "dropout"
-    keys = ("rate",)
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
+    def __init__(self, rate: float) -> None:
         super().__init__()
-        if "rate" not in config:
-            raise SpecError(f"{field}.rate", "is required (probability of dropping a unit)")
-        self.dropout = DropoutMask(_dropout_rate(config, field, "rate"))
+        if rate is None:  # left out of a spec entry
+            raise SpecError("rate", "is required (probability of dropping a unit)")
+        self.dropout = DropoutMask(_dropout_rate(rate, "rate"))
 
     def forward(self, x: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
         out = self.dropout.apply(x, training, rng)
@@ -364,14 +385,11 @@ class BatchNorm(Layer):
     uses the running statistics."""
 
     type = "batchnorm"
-    keys = ("momentum", "eps")
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
         super().__init__()
-        self.momentum = check_number(
-            config.get("momentum", 0.1), f"{field}.momentum", low=0.0, high=1.0
-        )
-        self.eps = check_number(config.get("eps", 1e-5), f"{field}.eps", low=0.0, low_open=True)
+        self.momentum = check_number(momentum, "momentum", low=0.0, high=1.0)
+        self.eps = check_number(eps, "eps", low=0.0, low_open=True)
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
@@ -387,7 +405,7 @@ class BatchNorm(Layer):
         fans = (self.input_dim, self.input_dim)
         return [
             ParamSpec("gamma", (self.input_dim,), _ONES, fans),
-            ParamSpec("beta", (self.input_dim,), build_initializer("zeros", "beta"), fans),
+            ParamSpec("beta", (self.input_dim,), _ZEROS, fans),
         ]
 
     def forward(self, x: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
@@ -431,21 +449,23 @@ class BatchNorm(Layer):
 
 
 class _Ones(Initializer):
+    """Batch norm's scale starts at one; not a name a spec can use, so it skips the check."""
+
     def __init__(self) -> None:
-        super().__init__("ones")
+        self.name, self.std = "ones", None
 
     def fill(self, out: np.ndarray, fans: tuple[int, int], rng: np.random.Generator) -> None:
         out.fill(1)
 
 
 _ONES = _Ones()
+_ZEROS = Initializer("zeros")
 
 
 def build_layer(config: Any, field: str) -> Layer:
+    """A layer from its spec entry, errors naming the path under `field` (``layers[0]``)."""
     check_object(config, field)
     kind = config.get("type")
     if kind not in LAYERS:
         raise SpecError(f"{field}.type", f"unknown layer type {kind!r}", LAYERS)
-    cls = LAYERS[kind]
-    check_keys(config, field, ("type", *cls.keys))
-    return cls(config, field)  # type: ignore[call-arg]
+    return LAYERS[kind].from_config(config, field)

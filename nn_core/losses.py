@@ -11,12 +11,13 @@ SSE is ``0.5 * sum((y - t)**2)`` over everything, the textbook form whose gradie
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from nn_core.activations import log_softmax, sigmoid, softmax
+from nn_core.activations import sigmoid
 from nn_core.errors import SpecError
+from nn_core.heads import Head, HingeHead, MultiLabelHead, SigmoidHead, SoftmaxHead
 
 LOSSES: dict[str, type[Loss]] = {}
 
@@ -30,8 +31,6 @@ class Loss:
     name: ClassVar[str] = ""
     #: output activation computed inside the loss; the network emits logits
     fused_activation: ClassVar[str | None] = None
-    #: "classification" losses take class labels; "regression" ones take real targets
-    task: ClassVar[str] = "regression"
 
     def value_and_grad(self, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         raise NotImplementedError
@@ -39,9 +38,17 @@ class Loss:
     def value(self, out: np.ndarray, target: np.ndarray) -> float:
         return self.value_and_grad(out, target)[0]
 
-    def output(self, out: np.ndarray) -> np.ndarray:
-        """Map network outputs to predictions (probabilities for fused losses)."""
-        return out
+    def head(self, output_dim: int, field: str = "units") -> Head:
+        """How outputs of this loss are read: targets, predictions, labels, accuracy.
+        An output width the loss cannot work with is refused here, naming `field`."""
+        return Head(output_dim, self.name)
+
+    @classmethod
+    def from_config(cls, config: Any, field: str = "loss") -> Self:
+        """From its spec entry, the bare name: losses take no parameters (``MSE()``)."""
+        if config != cls.name:
+            raise SpecError(field, f"unknown loss {config!r}", LOSSES)
+        return cls()
 
     def config(self) -> str:
         return self.name
@@ -88,7 +95,6 @@ class CategoricalCrossEntropy(Loss):
 
     name = "categorical_crossentropy"
     fused_activation = "softmax"
-    task = "classification"
 
     def value_and_grad(self, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         n = len(out)
@@ -109,8 +115,8 @@ class CategoricalCrossEntropy(Loss):
         exp *= 1.0 / n
         return value, exp
 
-    def output(self, out: np.ndarray) -> np.ndarray:
-        return softmax(out)
+    def head(self, output_dim: int, field: str = "units") -> Head:
+        return SoftmaxHead(output_dim, self.name)
 
 
 @register
@@ -120,7 +126,6 @@ class BinaryCrossEntropy(Loss):
 
     name = "binary_crossentropy"
     fused_activation = "sigmoid"
-    task = "classification"
 
     def value_and_grad(self, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         size = out.size
@@ -131,8 +136,11 @@ class BinaryCrossEntropy(Loss):
         grad *= 1.0 / size
         return value, grad
 
-    def output(self, out: np.ndarray) -> np.ndarray:
-        return sigmoid(out)
+    def head(self, output_dim: int, field: str = "units") -> Head:
+        """One unit: a two-class probability; several: independent yes/no labels."""
+        if output_dim == 1:
+            return SigmoidHead(output_dim, self.name)
+        return MultiLabelHead(output_dim, self.name)
 
 
 @register
@@ -141,7 +149,6 @@ class Hinge(Loss):
     the perceptron criterion, for a linear (identity) output unit."""
 
     name = "hinge"
-    task = "classification"
 
     def value_and_grad(self, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
         margin = 1.0 - target * out
@@ -151,11 +158,27 @@ class Hinge(Loss):
         grad *= 1.0 / out.size
         return value, grad.astype(out.dtype, copy=False)
 
+    def head(self, output_dim: int, field: str = "units") -> Head:
+        if output_dim != 1:
+            raise SpecError(field, "hinge needs one output unit")
+        return HingeHead(output_dim, self.name)
+
 
 def build_loss(config: Any, field: str = "loss") -> Loss:
+    """A loss from its name, e.g. ``"categorical_crossentropy"``."""
     if not isinstance(config, str) or config not in LOSSES:
         raise SpecError(field, f"unknown loss {config!r}", LOSSES)
-    return LOSSES[config]()
+    return LOSSES[config].from_config(config, field)
 
 
-__all__ = ["LOSSES", "Loss", "build_loss", "log_softmax"]
+__all__ = [
+    "LOSSES",
+    "MAE",
+    "MSE",
+    "SSE",
+    "BinaryCrossEntropy",
+    "CategoricalCrossEntropy",
+    "Hinge",
+    "Loss",
+    "build_loss",
+]

@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from nn_core.errors import DataError, SpecError
+from nn_core.heads import Decoded
 from nn_core.layers import Layer
 from nn_core.losses import Loss
-from nn_core.optimizers import Optimizer
+from nn_core.optimizers import SGD, Optimizer
 from nn_core.preprocessing import LabelEncoder, Transform, as_matrix
-from nn_core.schedules import Cosine, Schedule
+from nn_core.rng import init_rng
+from nn_core.schedules import Constant, Cosine, Schedule
 from nn_core.training_config import TrainingConfig
 
 PREDICT_BATCH = 4096
@@ -44,26 +46,32 @@ class Model:
         input_dim: int | None,
         layers: list[Layer],
         loss: Loss,
-        optimizer: Optimizer,
-        schedule: Schedule,
-        training: TrainingConfig,
+        optimizer: Optimizer | None = None,
+        schedule: Schedule | None = None,
+        training: TrainingConfig | None = None,
         preprocess: list[Transform] | None = None,
         dtype: str = "float32",
         max_params: int | None = None,
+        init: bool = True,
     ) -> None:
+        """A model with the spec's defaults for what is not given (SGD, a constant rate, the
+        default TrainingConfig). `init`: draw the weights from the training seed now (off
+        when a saved state will overwrite them)."""
         self.input_dim = input_dim
         self.layers = layers
         self.loss = loss
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.training = training
+        self.optimizer = optimizer if optimizer is not None else SGD()
+        self.schedule = schedule if schedule is not None else Constant()
+        self.training = training if training is not None else TrainingConfig()
         self.preprocess = preprocess or []
         self.dtype: np.dtype[Any] = np.dtype(dtype)
         self.labels: LabelEncoder | None = None
-        if isinstance(schedule, Cosine):
-            schedule.default_t_max = training.epochs
+        if isinstance(self.schedule, Cosine):
+            self.schedule.default_t_max = self.training.epochs
         self._check_output()
         self._build(max_params)
+        if init:
+            self.init_params(init_rng(self.training.seed))
 
     # ----------------------------------------------------------------- construction
 
@@ -71,21 +79,18 @@ class Model:
         if not self.layers:
             raise SpecError("layers", "needs at least one layer")
         fused = self.loss.fused_activation
+        if fused is None:
+            return
         last = self.layers[-1]
-        activation = getattr(last, "reported_activation", None)
-        name = activation.name if activation is not None else None
-        field = f"layers[{len(self.layers) - 1}].activation"
-        if fused is not None:
-            if name != fused:
-                raise SpecError(
-                    field,
-                    f"loss {self.loss.name!r} needs a {fused!r} output layer "
-                    f"(the loss applies it to the logits)",
-                    [fused],
-                )
-            last.fuse_output()  # type: ignore[attr-defined]
-        elif self.loss.name == "hinge" and self.layers[-1].config().get("units", 1) != 1:
-            raise SpecError(f"layers[{len(self.layers) - 1}].units", "hinge needs one output unit")
+        activation = last.output_activation
+        if activation is None or activation.name != fused:
+            raise SpecError(
+                f"layers[{len(self.layers) - 1}].activation",
+                f"loss {self.loss.name!r} needs a {fused!r} output layer "
+                f"(the loss applies it to the logits)",
+                [fused],
+            )
+        last.fuse_output()
 
     def network_input_dim(self) -> int:
         dim = self.input_dim
@@ -111,6 +116,7 @@ class Model:
                 slot = ParamSlot(f"layers.{i}.{spec.name}", i, spec.name, offset, spec.shape)
                 slots.append(slot)
                 offset += slot.size
+        self.head = self.loss.head(width, f"layers[{len(self.layers) - 1}].units")
         if max_params is not None and offset > max_params:
             # Checked before allocating: a spec must not be able to exhaust memory.
             raise SpecError(
@@ -154,7 +160,7 @@ class Model:
 
     @property
     def is_classifier(self) -> bool:
-        return self.loss.task == "classification"
+        return self.head.is_classifier
 
     def forward(
         self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None
@@ -227,68 +233,45 @@ class Model:
         return arr
 
     def encode_targets(self, y: Any, field: str = "y") -> np.ndarray:
-        """Labels or values -> what the loss expects (class indices, 0/1 or +-1 columns, reals)."""
-        loss = self.loss.name
-        arr = self._label_array(y)
-        if loss == "categorical_crossentropy" and arr.ndim == 2:
-            if arr.shape[1] != self.output_dim:
-                raise DataError(
-                    field, f"one-hot rows need {self.output_dim} columns, got {arr.shape[1]}"
-                )
-            return np.ascontiguousarray(arr, dtype=self.dtype)
-        if loss == "binary_crossentropy" and self.output_dim > 1:
-            if arr.shape != (len(arr), self.output_dim):
-                raise DataError(field, f"multi-label targets need shape (n, {self.output_dim})")
-            return np.ascontiguousarray(arr, dtype=self.dtype)
-        if not self.is_classifier:
-            target = as_matrix(arr, self.dtype, field)
-            if target.shape[1] != self.output_dim:
-                raise DataError(
-                    field, f"expected {self.output_dim} target columns, got {target.shape[1]}"
-                )
-            return target
-        if self.labels is None:
-            raise DataError(field, "the label encoder is not fitted; call fit_preprocessing first")
-        idx = self.labels.encode(arr)
-        n_classes = len(self.labels.classes)
-        if loss == "categorical_crossentropy":
-            if n_classes > self.output_dim:
-                raise DataError(
-                    field, f"{n_classes} classes but the output layer has {self.output_dim} units"
-                )
-            return idx
-        if n_classes > 2:
-            raise DataError(field, f"{loss} is binary but the labels have {n_classes} classes")
-        column = idx.astype(self.dtype).reshape(-1, 1)
-        if loss == "hinge":
-            column *= 2.0
-            column -= 1.0
-        return column
+        """Labels or values -> what the loss expects (see the head)."""
+        return self.head.encode_targets(self._label_array(y), self.labels, self.dtype, field)
 
     # ----------------------------------------------------------------- prediction
 
     def predict(self, x: Any, field: str = "X") -> np.ndarray:
-        """Outputs for raw inputs: class probabilities for classifiers, values for regression."""
+        """Outputs for raw inputs: class probabilities for classifiers (one column for a
+        sigmoid unit), scores for hinge, values for regression."""
         data = self.encode_inputs(x, field)
         outs = [
-            self.loss.output(self.forward(data[i : i + PREDICT_BATCH]))
+            self.head.predictions(self.forward(data[i : i + PREDICT_BATCH]))
             for i in range(0, len(data), PREDICT_BATCH)
         ]
         if not outs:
             return np.zeros((0, self.output_dim), dtype=self.dtype)
         return np.concatenate(outs)
 
+    @property
+    def classes(self) -> list[Any]:
+        """Labels of a classifier's class columns, in column order, JSON-safe ([] for
+        regression; indices when no labels were fitted)."""
+        n = self.head.n_columns
+        if self.labels is not None and len(self.labels.classes):
+            known: list[Any] = self.labels.classes.tolist()
+        else:
+            known = list(range(n))
+        return known[:n]
+
+    def decode(self, predictions: np.ndarray, threshold: float | None = None) -> Decoded:
+        """`predict` outputs read as probabilities, labels and values (see the head);
+        `threshold` moves a binary classifier's cut."""
+        return self.head.decode(predictions, self.classes, threshold)
+
     def predict_labels(self, x: Any, field: str = "X") -> np.ndarray:
         return self.labels_from_outputs(self.predict(x, field))
 
-    def labels_from_outputs(self, out: np.ndarray) -> np.ndarray:
-        """Class labels from `predict` outputs (argmax; 0.5 for sigmoid; 0 for hinge)."""
+    def labels_from_outputs(self, out: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Class labels from `predict` outputs (a bool matrix for multi-label models)."""
         if not self.is_classifier or self.labels is None:
             raise DataError("model", "is not a fitted classifier")
-        if self.loss.name == "categorical_crossentropy":
-            idx = out.argmax(axis=1)
-        elif self.loss.name == "hinge":
-            idx = (out[:, 0] > 0).astype(np.int64)
-        else:
-            idx = (out[:, 0] >= 0.5).astype(np.int64)
-        return self.labels.decode(idx)
+        chosen = self.head.decide(out, len(self.classes), threshold)
+        return chosen if self.head.multilabel else self.labels.decode(chosen)

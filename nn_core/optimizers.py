@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nn_core.errors import SpecError
-from nn_core.params import check_keys, check_number, check_object
+from nn_core.params import Configurable, check_number, check_object
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {}
 FLUSH_EVERY = 16
@@ -43,30 +43,32 @@ def register(cls: type[Optimizer]) -> type[Optimizer]:
     return cls
 
 
-class Optimizer:
+def _fraction(value: Any, field: str) -> float:
+    """Every hyperparameter besides lr and clip_norm lies in [0, 1)."""
+    return check_number(value, field, low=0.0, high=1.0, high_open=True)
+
+
+class Optimizer(Configurable):
+    """Built as ``Adam(lr=1e-3)``, or from ``{"name": "adam", "lr": 0.001}`` with
+    `build_optimizer`. `lr` is the base rate a schedule scales; `clip_norm` caps the global
+    gradient norm (None: no clipping)."""
+
+    kind_key = "name"
     name: ClassVar[str] = ""
-    #: hyperparameters besides lr and clip_norm: name -> (default, low, high), high excluded
-    hyper: ClassVar[dict[str, tuple[float, float, float]]] = {}
     #: names of the state vectors this optimizer keeps
     slots: ClassVar[tuple[str, ...]] = ()
     #: the slots multiplied by a factor below 1 each step (flushed, see the module docstring)
     decaying: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, config: dict[str, Any], field: str = "optimizer") -> None:
-        check_keys(config, field, ("name", "lr", "clip_norm", *self.hyper))
-        self.lr = check_number(config.get("lr", 0.01), f"{field}.lr", low=0.0, low_open=True)
-        clip = config.get("clip_norm")
+    def __init__(self, lr: float = 0.01, *, clip_norm: float | None = None) -> None:
+        self.lr = check_number(lr, "lr", low=0.0, low_open=True)
         self.clip_norm = (
             None
-            if clip is None
-            else check_number(clip, f"{field}.clip_norm", low=0.0, low_open=True)
+            if clip_norm is None
+            else check_number(clip_norm, "clip_norm", low=0.0, low_open=True)
         )
-        self.h = {
-            key: check_number(
-                config.get(key, default), f"{field}.{key}", low=low, high=high, high_open=True
-            )
-            for key, (default, low, high) in self.hyper.items()
-        }
+        #: hyperparameters besides lr and clip_norm, as the update rule reads them
+        self.h: dict[str, float] = {}
         self.state: dict[str, np.ndarray] = {}
         self.t = 0
         self._tmp: np.ndarray | None = None
@@ -124,9 +126,14 @@ class SGD(Optimizer):
 @register
 class Momentum(Optimizer):
     name = "momentum"
-    hyper: ClassVar[dict[str, tuple[float, float, float]]] = {"momentum": (0.9, 0.0, 1.0)}
     slots = ("velocity",)
     decaying = slots
+
+    def __init__(
+        self, lr: float = 0.01, *, momentum: float = 0.9, clip_norm: float | None = None
+    ) -> None:
+        super().__init__(lr, clip_norm=clip_norm)
+        self.h = {"momentum": _fraction(momentum, "momentum")}
 
     def _update(self, p: np.ndarray, g: np.ndarray, lr: float, tmp: np.ndarray) -> None:
         v = self.state["velocity"]
@@ -154,8 +161,13 @@ class Nesterov(Momentum):
 @register
 class Adagrad(Optimizer):
     name = "adagrad"
-    hyper: ClassVar[dict[str, tuple[float, float, float]]] = {"eps": (1e-8, 0.0, 1.0)}
     slots = ("sum_sq",)
+
+    def __init__(
+        self, lr: float = 0.01, *, eps: float = 1e-8, clip_norm: float | None = None
+    ) -> None:
+        super().__init__(lr, clip_norm=clip_norm)
+        self.h = {"eps": _fraction(eps, "eps")}
 
     def _update(self, p: np.ndarray, g: np.ndarray, lr: float, tmp: np.ndarray) -> None:
         s = self.state["sum_sq"]
@@ -171,12 +183,19 @@ class Adagrad(Optimizer):
 @register
 class RMSprop(Optimizer):
     name = "rmsprop"
-    hyper: ClassVar[dict[str, tuple[float, float, float]]] = {
-        "rho": (0.9, 0.0, 1.0),
-        "eps": (1e-8, 0.0, 1.0),
-    }
     slots = ("sq_sum",)
     decaying = slots
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        *,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        clip_norm: float | None = None,
+    ) -> None:
+        super().__init__(lr, clip_norm=clip_norm)
+        self.h = {"rho": _fraction(rho, "rho"), "eps": _fraction(eps, "eps")}
 
     def _update(self, p: np.ndarray, g: np.ndarray, lr: float, tmp: np.ndarray) -> None:
         # sq_sum holds sum(rho^k g^2) = mean_square / (1 - rho), so
@@ -197,13 +216,24 @@ class RMSprop(Optimizer):
 @register
 class Adam(Optimizer):
     name = "adam"
-    hyper: ClassVar[dict[str, tuple[float, float, float]]] = {
-        "beta1": (0.9, 0.0, 1.0),
-        "beta2": (0.999, 0.0, 1.0),
-        "eps": (1e-8, 0.0, 1.0),
-    }
     slots = ("m_sum", "v_sum")
     decaying = slots
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        *,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        clip_norm: float | None = None,
+    ) -> None:
+        super().__init__(lr, clip_norm=clip_norm)
+        self.h = {
+            "beta1": _fraction(beta1, "beta1"),
+            "beta2": _fraction(beta2, "beta2"),
+            "eps": _fraction(eps, "eps"),
+        }
 
     def _update(self, p: np.ndarray, g: np.ndarray, lr: float, tmp: np.ndarray) -> None:
         b1, b2, eps = self.h["beta1"], self.h["beta2"], self.h["eps"]
@@ -232,20 +262,30 @@ class Adam(Optimizer):
 @register
 class AdamW(Adam):
     name = "adamw"
-    hyper: ClassVar[dict[str, tuple[float, float, float]]] = {
-        **Adam.hyper,
-        "weight_decay": (0.01, 0.0, 1.0),
-    }
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        *,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        clip_norm: float | None = None,
+    ) -> None:
+        super().__init__(lr, beta1=beta1, beta2=beta2, eps=eps, clip_norm=clip_norm)
+        self.h["weight_decay"] = _fraction(weight_decay, "weight_decay")
 
     def _decay(self, p: np.ndarray, lr: float) -> None:
         p *= 1.0 - lr * self.h["weight_decay"]
 
 
 def build_optimizer(config: Any, field: str = "optimizer") -> Optimizer:
+    """An optimizer from ``"adam"`` or ``{"name": "adam", "lr": 0.001, ...}``."""
     if isinstance(config, str):
         config = {"name": config}
     check_object(config, field)
     name = config.get("name")
     if name not in OPTIMIZERS:
         raise SpecError(f"{field}.name", f"unknown optimizer {name!r}", OPTIMIZERS)
-    return OPTIMIZERS[name](config, field)
+    return OPTIMIZERS[name].from_config(config, field)

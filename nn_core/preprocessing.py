@@ -3,55 +3,20 @@ model state, and applied the same way at predict time.
 
 A transform is registered by name so a spec's ``"preprocess": [{"type": "standardize"}, ...]``
 builds it and ``config()`` gives the same dict back. Fitted values live in ``state()`` as plain
-arrays so they serialize without pickle.
+arrays so they serialize without pickle. The base class and registry are in nn_core/transforms.py
+(see why there); the names stay importable from here.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
+# Imported for its registration of "text_features", so build_transform knows every name.
+from nn_core.datasets.text import TextFeatures as TextFeatures
 from nn_core.errors import DataError, SpecError
-
-TRANSFORMS: dict[str, type[Transform]] = {}
-
-
-def register(cls: type[Transform]) -> type[Transform]:
-    TRANSFORMS[cls.name] = cls
-    return cls
-
-
-class Transform:
-    """Base class. Subclasses set `name`, accept their config keys as keyword arguments,
-    and override `fit`/`transform`/`config`/`state`/`load_state` as needed."""
-
-    name: ClassVar[str] = ""
-    #: True when the transform consumes something other than a numeric matrix (e.g. raw text).
-    raw_input: ClassVar[bool] = False
-
-    def __init__(self) -> None:
-        self.fitted = False
-
-    def fit(self, x: Any) -> Transform:
-        self.fitted = True
-        return self
-
-    def transform(self, x: Any, dtype: np.dtype[Any]) -> np.ndarray:
-        raise NotImplementedError
-
-    def output_dim(self, input_dim: int) -> int:
-        """Feature count after this transform, given the count before it."""
-        return input_dim
-
-    def config(self) -> dict[str, Any]:
-        return {"type": self.name}
-
-    def state(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.fitted = True
+from nn_core.transforms import TRANSFORMS, Transform, register
 
 
 def build_transform(config: dict[str, Any], field: str = "preprocess") -> Transform:
@@ -61,11 +26,7 @@ def build_transform(config: dict[str, Any], field: str = "preprocess") -> Transf
     kind = config.get("type")
     if kind not in TRANSFORMS:
         raise SpecError(f"{field}.type", f"unknown transform {kind!r}", TRANSFORMS)
-    params = {k: v for k, v in config.items() if k != "type"}
-    try:
-        return TRANSFORMS[kind](**params)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(field, f"bad parameters for {kind!r}: {exc}") from None
+    return TRANSFORMS[kind].from_config(config, field)
 
 
 def as_matrix(x: Any, dtype: np.dtype[Any], field: str = "X") -> np.ndarray:
@@ -372,7 +333,3 @@ def _check_classes(classes: np.ndarray) -> np.ndarray:
     if len(classes) > 1 and not (classes[1:] > classes[:-1]).all():
         raise SpecError("state.classes", "must be sorted and unique")
     return classes
-
-
-# Registers "text_features"; imported last because that module builds on Transform above.
-from nn_core.datasets import text as _text  # noqa: E402, F401

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from nn_core.params import check_keys, check_number, check_object
+from nn_core.params import Configurable, check_number
 
 
-class Regularizer:
+class Regularizer(Configurable):
+    """``Regularizer(l2=1e-4)``, or from a spec entry ``{"l2": 1e-4}`` with `from_config`."""
+
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        self.l1 = l1
-        self.l2 = l2
+        self.l1 = check_number(l1, "l1", low=0.0)
+        self.l2 = check_number(l2, "l2", low=0.0)
 
     @property
     def active(self) -> bool:
@@ -44,12 +46,14 @@ class Regularizer:
         return {"l1": self.l1, "l2": self.l2} if self.active else None
 
 
+#: what a layer's `regularizer` accepts: None (no penalty), a spec entry, or a Regularizer
+RegularizerLike = dict[str, Any] | Regularizer | None
+
+
 def build_regularizer(config: Any, field: str) -> Regularizer:
+    """A Regularizer from a spec entry; None is no penalty (one is returned as it is)."""
     if config is None:
         return Regularizer()
-    check_object(config, field)
-    check_keys(config, field, ["l1", "l2"])
-    return Regularizer(
-        l1=check_number(config.get("l1", 0.0), f"{field}.l1", low=0.0),
-        l2=check_number(config.get("l2", 0.0), f"{field}.l2", low=0.0),
-    )
+    if isinstance(config, Regularizer):
+        return config
+    return Regularizer.from_config(config, field)

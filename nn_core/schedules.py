@@ -15,7 +15,7 @@ import math
 from typing import Any, ClassVar
 
 from nn_core.errors import SpecError
-from nn_core.params import check_choice, check_int, check_keys, check_number, check_object
+from nn_core.params import Configurable, check_choice, check_int, check_number, check_object
 
 SCHEDULES: dict[str, type[Schedule]] = {}
 
@@ -25,12 +25,14 @@ def register(cls: type[Schedule]) -> type[Schedule]:
     return cls
 
 
-class Schedule:
-    name: ClassVar[str] = ""
-    keys: ClassVar[tuple[str, ...]] = ()
+class Schedule(Configurable):
+    """Built as ``StepDecay(step_size=10, gamma=0.1)``, or from
+    ``{"name": "step", "step_size": 10, "gamma": 0.1}`` with `build_schedule`."""
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
-        check_keys(config, field, ("name", *self.keys))
+    kind_key = "name"
+    name: ClassVar[str] = ""
+    #: the metric `update` reads each epoch, if any (the trainer checks it will be computed)
+    monitor: str | None = None
 
     def lr(self, base_lr: float, epoch: int) -> float:
         return base_lr
@@ -56,12 +58,10 @@ class Constant(Schedule):
 @register
 class StepDecay(Schedule):
     name = "step"
-    keys = ("step_size", "gamma")
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
-        super().__init__(config, field)
-        self.step_size = check_int(config.get("step_size", 10), f"{field}.step_size", low=1)
-        self.gamma = check_number(config.get("gamma", 0.1), f"{field}.gamma", low=0.0, high=1.0)
+    def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
+        self.step_size = check_int(step_size, "step_size", low=1)
+        self.gamma = check_number(gamma, "gamma", low=0.0, high=1.0)
 
     def lr(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.gamma ** (epoch // self.step_size)
@@ -73,11 +73,9 @@ class StepDecay(Schedule):
 @register
 class Exponential(Schedule):
     name = "exponential"
-    keys = ("gamma",)
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
-        super().__init__(config, field)
-        self.gamma = check_number(config.get("gamma", 0.95), f"{field}.gamma", low=0.0, high=1.0)
+    def __init__(self, gamma: float = 0.95) -> None:
+        self.gamma = check_number(gamma, "gamma", low=0.0, high=1.0)
 
     def lr(self, base_lr: float, epoch: int) -> float:
         return base_lr * self.gamma**epoch
@@ -89,13 +87,11 @@ class Exponential(Schedule):
 @register
 class Cosine(Schedule):
     name = "cosine"
-    keys = ("t_max", "min_lr")
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
-        super().__init__(config, field)
-        t_max = config.get("t_max")
-        self.t_max = None if t_max is None else check_int(t_max, f"{field}.t_max", low=1)
-        self.min_lr = check_number(config.get("min_lr", 0.0), f"{field}.min_lr", low=0.0)
+    def __init__(self, t_max: int | None = None, min_lr: float = 0.0) -> None:
+        """`t_max` None: the training's epochs."""
+        self.t_max = None if t_max is None else check_int(t_max, "t_max", low=1)
+        self.min_lr = check_number(min_lr, "min_lr", low=0.0)
         #: filled from training.epochs when t_max is not given
         self.default_t_max = 1
 
@@ -111,23 +107,24 @@ class Cosine(Schedule):
 @register
 class ReduceOnPlateau(Schedule):
     name = "reduce_on_plateau"
-    keys = ("monitor", "mode", "factor", "patience", "min_delta", "min_lr")
 
-    def __init__(self, config: dict[str, Any], field: str) -> None:
-        super().__init__(config, field)
-        self.monitor = str(config.get("monitor", "val_loss"))
-        self.mode = check_choice(config.get("mode", "min"), f"{field}.mode", ("min", "max"))
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 5,
+        min_delta: float = 0.0,
+        min_lr: float = 0.0,
+    ) -> None:
+        self.monitor: str = str(monitor)
+        self.mode = check_choice(mode, "mode", ("min", "max"))
         self.factor = check_number(
-            config.get("factor", 0.1),
-            f"{field}.factor",
-            low=0.0,
-            high=1.0,
-            low_open=True,
-            high_open=True,
+            factor, "factor", low=0.0, high=1.0, low_open=True, high_open=True
         )
-        self.patience = check_int(config.get("patience", 5), f"{field}.patience", low=0)
-        self.min_delta = check_number(config.get("min_delta", 0.0), f"{field}.min_delta", low=0.0)
-        self.min_lr = check_number(config.get("min_lr", 0.0), f"{field}.min_lr", low=0.0)
+        self.patience = check_int(patience, "patience", low=0)
+        self.min_delta = check_number(min_delta, "min_delta", low=0.0)
+        self.min_lr = check_number(min_lr, "min_lr", low=0.0)
         self.scale = 1.0
         self.best: float | None = None
         self.bad_epochs = 0
@@ -181,4 +178,4 @@ def build_schedule(config: Any, field: str = "schedule") -> Schedule:
     name = config.get("name")
     if name not in SCHEDULES:
         raise SpecError(f"{field}.name", f"unknown schedule {name!r}", SCHEDULES)
-    return SCHEDULES[name](config, field)
+    return SCHEDULES[name].from_config(config, field)

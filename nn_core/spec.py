@@ -18,6 +18,10 @@ A spec is plain JSON, e.g.::
 `model_to_spec(build_model(spec))` returns the spec with every default filled in, and building
 that again gives the same spec (the round trip is tested for every registered name). Every
 error is a SpecError naming the field and, where the set is finite, the allowed values.
+
+Each part comes from its family's `build_*` / `from_config`, which call the same keyword
+constructors a Python user calls (``Dense(units=8, activation="tanh")``, ``Adam(lr=0.01)``;
+see nn_core/params.py), so a Model built from objects has the same spec and behaviour.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from nn_core.model import Model
 from nn_core.optimizers import build_optimizer
 from nn_core.params import check_choice, check_int, check_keys, check_object
 from nn_core.preprocessing import build_transform
-from nn_core.rng import init_rng
 from nn_core.schedules import build_schedule
 from nn_core.training_config import build_training
 
@@ -63,7 +66,7 @@ def build_model(spec: Any, *, max_params: int | None = None, init: bool = True) 
         raise SpecError("layers", "must be a non-empty list of layers")
     if "loss" not in spec:
         raise SpecError("loss", "is required")
-    model = Model(
+    return Model(
         input_dim=input_dim,
         preprocess=[build_transform(t, f"preprocess[{i}]") for i, t in enumerate(preprocess)],
         layers=[build_layer(layer, f"layers[{i}]") for i, layer in enumerate(layers)],
@@ -73,10 +76,8 @@ def build_model(spec: Any, *, max_params: int | None = None, init: bool = True) 
         training=build_training(spec.get("training")),
         dtype=check_choice(spec.get("dtype", "float32"), "dtype", DTYPES),
         max_params=max_params,
+        init=init,
     )
-    if init:
-        model.init_params(init_rng(model.training.seed))
-    return model
 
 
 def model_to_spec(model: Model) -> dict[str, Any]:

@@ -192,7 +192,7 @@ class Trainer:
                 f"{es.monitor!r} needs validation "
                 "data: set training.validation_split or pass a validation set",
             )
-        monitor = getattr(self.model.schedule, "monitor", None)
+        monitor = self.model.schedule.monitor
         if monitor is not None and monitor.startswith("val_"):
             raise SpecError("schedule.monitor", f"{monitor!r} needs validation data")
 
@@ -230,7 +230,7 @@ class Trainer:
             model.optimizer.step(model.params, model.grads, lr)
             total_loss += loss * len(xb)
             if model.is_classifier:
-                correct += count_correct(model, out, tb)
+                correct += model.head.count_correct(out, tb)
             for cb in callbacks:
                 cb.on_batch_end(self, batch)
             if self.stop_reason is not None:
@@ -265,7 +265,7 @@ class Trainer:
             tb = t[start : start + batch]
             total += model.loss.value(out, tb) * len(out)
             if model.is_classifier:
-                correct += count_correct(model, out, tb)
+                correct += model.head.count_correct(out, tb)
         result = {f"{prefix}loss": total / len(x) + model.penalty()}
         if model.is_classifier:
             result[f"{prefix}accuracy"] = correct / len(x)
@@ -275,17 +275,6 @@ class Trainer:
         return self.evaluate_encoded(
             self.model.encode_inputs(x), self.model.encode_targets(y), prefix
         )
-
-
-def count_correct(model: Model, out: np.ndarray, target: np.ndarray) -> int:
-    """Correct predictions in a batch of network outputs (logits for fused losses)."""
-    name = model.loss.name
-    if name == "categorical_crossentropy":
-        truth = target if target.ndim == 1 else target.argmax(axis=1)
-        return int((out.argmax(axis=1) == truth).sum())
-    if name == "binary_crossentropy":
-        return int(((out > 0) == (target > 0.5)).all(axis=1).sum())
-    return int(((out > 0) == (target > 0)).all(axis=1).sum())
 
 
 def train(model: Model, x: Any, y: Any, **kwargs: Any) -> Trainer:

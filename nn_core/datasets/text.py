@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nn_core.errors import DataError
-from nn_core.preprocessing import Transform, register
+from nn_core.transforms import Transform, register
 
 CURRENCY = "£$€¥₹"
 _URL = r"(?:https?://|www\.)\S+|\b(?:[a-z0-9-]++\.)+(?:com|net|org|biz|info|co\.uk)\b\S*"
