@@ -235,7 +235,7 @@ class SigmoidHead(_TwoClassColumn):
         return self._positive(predictions, cut, n_classes)
 
     def count_correct(self, out: np.ndarray, target: np.ndarray) -> int:
-        return int(((out > 0) == (target > 0.5)).all(axis=1).sum())
+        return _rows_all_right(out, target)
 
 
 class HingeHead(_TwoClassColumn):
@@ -286,4 +286,9 @@ class MultiLabelHead(_Labelled):
         return predictions[:, :n_classes] >= cut
 
     def count_correct(self, out: np.ndarray, target: np.ndarray) -> int:
-        return int(((out > 0) == (target > 0.5)).all(axis=1).sum())
+        return _rows_all_right(out, target)
+
+
+def _rows_all_right(logits: np.ndarray, target: np.ndarray) -> int:
+    """Rows whose every sigmoid unit is on the right side of 0.5 (logit 0)."""
+    return int(((logits > 0) == (target > 0.5)).all(axis=1).sum())

@@ -27,8 +27,7 @@ from service.datasets_store import (
     TASK_TEXT,
     check_split,
 )
-from service.errors import BadRequest, PayloadTooLarge, Unprocessable
-from service.schemas.errors import ErrorDetail
+from service.errors import BadRequest, PayloadTooLarge, Unprocessable, invalid
 
 FORMATS = ("csv", "npz", "idx", "text")
 #: Integer labels with more distinct values than this are treated as a regression target.
@@ -110,27 +109,28 @@ def parse_upload(
         elif fmt == "text":
             parsed = _parse_text(data)
         else:
-            raise Unprocessable(
-                f"unknown format {fmt!r}",
-                details=[ErrorDetail(field="format", message=f"one of {', '.join(FORMATS)}")],
+            raise invalid(
+                "format", f"one of {', '.join(FORMATS)}", summary=f"unknown format {fmt!r}"
             )
     except DataError as exc:
         raise _data_error(fmt, exc) from None
     except MemoryError:
-        raise PayloadTooLarge(
-            "the file is too large to parse in memory",
-            details=[ErrorDetail(field="file", message="too large to parse")],
+        raise PayloadTooLarge.for_field(
+            "file", "too large to parse", summary="the file is too large to parse in memory"
         ) from None
     stored = parsed.x.nbytes + parsed.y.nbytes
     if stored > MAX_STORED_BYTES:
-        raise PayloadTooLarge(
-            f"the dataset decodes to {stored:,} bytes; at most {MAX_STORED_BYTES:,} can be stored",
-            details=[ErrorDetail(field="file", message="decoded dataset too large")],
+        raise PayloadTooLarge.for_field(
+            "file",
+            "decoded dataset too large",
+            summary=f"the dataset decodes to {stored:,} bytes; "
+            f"at most {MAX_STORED_BYTES:,} can be stored",
         )
     if parsed.n_rows < 2:
-        raise Unprocessable(
-            "a dataset needs at least 2 rows (one to train on, one to test with)",
-            details=[ErrorDetail(field="file", message=f"has {parsed.n_rows} row(s)")],
+        raise invalid(
+            "file",
+            f"has {parsed.n_rows} row(s)",
+            summary="a dataset needs at least 2 rows (one to train on, one to test with)",
         )
     check_split(parsed.y, parsed.task, test_fraction)
     return parsed
@@ -139,10 +139,7 @@ def parse_upload(
 def _data_error(fmt: str, exc: DataError) -> Unprocessable:
     """Map an nn_core field to the request field: the form field, or file.<column/array>."""
     where = exc.field if exc.field in ("label_column", "file", "labels") else f"file.{exc.field}"
-    return Unprocessable(
-        f"the {fmt} file cannot be used: {exc.message}",
-        details=[ErrorDetail(field=where, message=exc.message)],
-    )
+    return invalid(where, exc.message, summary=f"the {fmt} file cannot be used: {exc.message}")
 
 
 # ----------------------------------------------------------------------------- formats
@@ -150,18 +147,18 @@ def _data_error(fmt: str, exc: DataError) -> Unprocessable:
 
 def _parse_csv(data: bytes, label_column: str | None) -> ParsedDataset:
     if not label_column or not label_column.strip():
-        raise Unprocessable(
-            "CSV uploads need label_column: the name of the column holding the labels",
-            details=[ErrorDetail(field="label_column", message="required for CSV")],
+        raise invalid(
+            "label_column",
+            "required for CSV",
+            summary="CSV uploads need label_column: the name of the column holding the labels",
         )
     label_column = label_column.strip()
     try:
         x, y = load_csv(data, label_column)
         header = _csv_header(data)
     except csv.Error as exc:
-        raise BadRequest(
-            f"the CSV file cannot be parsed: {exc}",
-            details=[ErrorDetail(field="file", message=str(exc))],
+        raise BadRequest.for_field(
+            "file", str(exc), summary=f"the CSV file cannot be parsed: {exc}"
         ) from None
     names = [h for h in header if h != label_column]
     meta: dict[str, Any] = {"label_column": label_column}
@@ -187,9 +184,10 @@ def _parse_npz(data: bytes) -> ParsedDataset:
 
 def _parse_idx(images: bytes, labels: bytes | None) -> ParsedDataset:
     if labels is None:
-        raise Unprocessable(
-            "IDX uploads need two files: the images as 'file' and the labels as 'labels'",
-            details=[ErrorDetail(field="labels", message="required for IDX")],
+        raise invalid(
+            "labels",
+            "required for IDX",
+            summary="IDX uploads need two files: the images as 'file' and the labels as 'labels'",
         )
     x = read_idx(images, field="file", max_bytes=MAX_DECODED_BYTES)
     y = read_idx(labels, field="labels", max_bytes=MAX_DECODED_BYTES)
@@ -215,11 +213,12 @@ def _check_text_size(data: bytes) -> None:
     lines = data.split(b"\n")
     need = len(lines) * max(map(len, lines)) * 4
     if need > MAX_DECODED_BYTES:
-        raise PayloadTooLarge(
-            f"{len(lines):,} lines whose longest has {max(map(len, lines)):,} bytes would need "
-            f"{need:,} bytes as a text array (limit {MAX_DECODED_BYTES:,}); "
+        raise PayloadTooLarge.for_field(
+            "file",
+            "text array too large",
+            summary=f"{len(lines):,} lines whose longest has {max(map(len, lines)):,} bytes "
+            f"would need {need:,} bytes as a text array (limit {MAX_DECODED_BYTES:,}); "
             "split the file or shorten the longest lines",
-            details=[ErrorDetail(field="file", message="text array too large")],
         )
 
 

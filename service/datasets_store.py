@@ -24,7 +24,7 @@ from nn_core.datasets.catalog import CATALOG, DatasetInfo, load_dataset, stratif
 from nn_core.datasets.download import DatasetUnavailable
 from nn_core.errors import DataError, SpecError
 from service.config import Settings
-from service.errors import NotFound, ServiceError, Unprocessable
+from service.errors import NotFound, ServiceError, invalid
 from service.models import Dataset, DatasetSource
 from service.schemas.errors import ErrorDetail
 
@@ -128,18 +128,12 @@ def find_upload(
     return found
 
 
-def get_upload(session: Session, owner: str, ref: str, *, with_data: bool = False) -> Dataset:
-    found = find_upload(session, owner, ref, with_data=with_data)
-    if found is None:
-        raise not_found(ref)
-    return found
-
-
 def not_found(ref: str) -> NotFound:
     shown = ref if len(ref) <= 80 else ref[:77] + "..."
-    return NotFound(
-        f"dataset {shown!r} not found: not a built-in dataset nor one of your uploads",
-        details=[ErrorDetail(field="dataset", message="no such dataset")],
+    return NotFound.for_field(
+        "dataset",
+        "no such dataset",
+        summary=f"dataset {shown!r} not found: not a built-in dataset nor one of your uploads",
     )
 
 
@@ -192,9 +186,11 @@ def check_split(y: np.ndarray, task: str, test_fraction: float) -> None:
     train, test = split_indices(y, task, test_fraction)
     if len(train) == 0 or len(test) == 0:
         empty = "test" if len(test) == 0 else "training"
-        raise Unprocessable(
-            f"test_fraction {test_fraction} leaves the {empty} split empty for {len(y)} rows",
-            details=[ErrorDetail(field="test_fraction", message=f"empty {empty} split")],
+        raise invalid(
+            "test_fraction",
+            f"empty {empty} split",
+            summary=f"test_fraction {test_fraction} leaves the {empty} split empty "
+            f"for {len(y)} rows",
         )
 
 
@@ -285,9 +281,7 @@ def _catalog_training_data(
     except DatasetUnavailable as exc:
         raise unavailable_error(exc) from None
     except SpecError as exc:
-        raise Unprocessable(
-            exc.message, details=[ErrorDetail(field=exc.field, message=exc.message)]
-        ) from None
+        raise invalid(exc.field, exc.message, summary=exc.message) from None
     except DataError as exc:  # files passed their checksum but do not parse: server side
         raise DatasetUnavailableError(f"built-in dataset {name!r} is unusable: {exc}") from None
     return TrainingData(
@@ -305,9 +299,10 @@ def _catalog_training_data(
 
 def _check_fraction(fraction: float) -> None:
     if isinstance(fraction, bool) or not 0.0 < fraction < 1.0:
-        raise Unprocessable(
-            f"test_fraction must be between 0 and 1 (exclusive), got {fraction!r}",
-            details=[ErrorDetail(field="test_fraction", message="must be in (0, 1)")],
+        raise invalid(
+            "test_fraction",
+            "must be in (0, 1)",
+            summary=f"test_fraction must be between 0 and 1 (exclusive), got {fraction!r}",
         )
 
 

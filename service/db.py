@@ -47,10 +47,6 @@ INLINE_READ_BUSY_TIMEOUT_MS = 100
 T = TypeVar("T")
 
 
-def is_sqlite_url(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
-
-
 def sqlite_file(url: str | URL) -> Path | None:
     """The database file of a SQLite URL, or None for in-memory and non-SQLite URLs."""
     parsed = make_url(url)

@@ -1,4 +1,5 @@
-"""FastAPI dependencies for what create_app() puts on app.state (settings and database).
+"""FastAPI dependencies for what create_app() puts on app.state: settings, database, and the
+model cache every prediction route shares.
 
 Handlers read with `SessionDep` and write through `DatabaseDep`'s `write_session()`, so no
 request holds SQLite's write lock for longer than the few statements that need it.
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import Database
+from service.registry.cache import ModelCache
 
 
 async def get_settings(request: Request) -> Settings:
@@ -26,6 +28,12 @@ async def get_database(request: Request) -> Database:
     return database
 
 
+async def get_model_cache(request: Request) -> ModelCache:
+    """Async: an attribute read needs no trip through the thread pool."""
+    cache: ModelCache = request.app.state.model_cache
+    return cache
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """A read session closed after the request; use DatabaseDep.write_session() to write."""
     database: Database = request.app.state.db
@@ -36,3 +44,4 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]

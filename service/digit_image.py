@@ -27,8 +27,7 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import PayloadTooLarge, Unprocessable
-from service.schemas.errors import ErrorDetail
+from service.errors import PayloadTooLarge, invalid
 
 SIDE = 28
 BOX = 20
@@ -40,10 +39,6 @@ MAX_PIXELS = 40_000_000
 INK_LEVEL = 40.0
 
 
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
-
-
 def png_to_mnist(data: bytes, field: str) -> np.ndarray:
     """784 float64 values in 0-255 from PNG bytes; 4xx naming `field` for a bad image."""
     gray = _grayscale(_decode(data, field))
@@ -51,30 +46,31 @@ def png_to_mnist(data: bytes, field: str) -> np.ndarray:
     rows = np.flatnonzero((ink > INK_LEVEL).any(axis=1))
     cols = np.flatnonzero((ink > INK_LEVEL).any(axis=0))
     if len(rows) == 0:
-        raise _invalid(field, "the image is blank: no digit found")
+        raise invalid(field, "the image is blank: no digit found")
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     return _center(_fit_box(crop)).reshape(SIDE * SIDE)
 
 
 def _decode(data: bytes, field: str) -> Image.Image:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise _invalid(field, "is not a PNG image")
+        raise invalid(field, "is not a PNG image")
     try:
         image = Image.open(io.BytesIO(data), formats=["PNG"])
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise _invalid(field, f"cannot read the PNG ({str(exc)[:120]})") from None
+        raise invalid(field, f"cannot read the PNG ({str(exc)[:120]})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:  # below Pillow's own bomb limit, so checked first
-        raise PayloadTooLarge(
-            f"{field}: the image is {width}x{height} pixels; at most {MAX_PIXELS:,}",
-            details=[ErrorDetail(field=field, message="image too large")],
+        raise PayloadTooLarge.for_field(
+            field,
+            "image too large",
+            summary=f"{field}: the image is {width}x{height} pixels; at most {MAX_PIXELS:,}",
         )
     if width < 1 or height < 1:
-        raise _invalid(field, "the image has no pixels")
+        raise invalid(field, "the image has no pixels")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise _invalid(field, f"cannot decode the PNG ({str(exc)[:120]})") from None
+        raise invalid(field, f"cannot decode the PNG ({str(exc)[:120]})") from None
     return image
 
 

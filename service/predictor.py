@@ -3,29 +3,23 @@
 Both protocols (TF-Serving style :predict and Open Inference V2) and the task routes need the
 same things: turn JSON numbers or strings into the model's input while naming the offending
 instance in errors (JSON from Python's parser may even carry NaN and Infinity), run the
-model, and read the output as class probabilities, labels, scores or regression values.
+model, and read the output through the model's head (nn_core.heads) as class
+probabilities, labels, scores or regression values, with the decision threshold in force.
 Nothing here is allowed to raise anything but a ServiceError for bad input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from nn_core.errors import DataError
+from nn_core.heads import DEFAULT_THRESHOLD, Decoded
 from nn_core.model import Model as NNModel
-from service.errors import Unprocessable
-from service.schemas.errors import ErrorDetail
-
-SOFTMAX = "softmax"
-SIGMOID = "sigmoid"
-MULTILABEL = "multilabel"
-HINGE = "hinge"
-REGRESSION = "regression"
+from service.errors import invalid
 
 #: A prediction of at most this many rows, and rows x parameters multiply-adds, runs on the
 #: event loop: tens of microseconds, less than the trip through the thread pool it saves.
@@ -33,49 +27,6 @@ INLINE_MAX_ROWS = 32
 INLINE_MAX_WORK = 250_000
 
 T = TypeVar("T")
-
-
-def invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
-
-
-@dataclass
-class Outputs:
-    """A batch of predictions, interpreted for the model's loss."""
-
-    kind: str
-    #: Labels of the probability columns (classifiers), JSON-safe.
-    classes: list[Any]
-    #: (n, len(classes)) class probabilities; None for hinge and regression.
-    probabilities: np.ndarray | None
-    #: Predicted label per row (a list of labels per row for multilabel); None for regression.
-    labels: list[Any] | None
-    #: (n, outputs) regression values, or (n, 1) hinge scores; None otherwise.
-    values: np.ndarray | None
-
-
-def output_kind(model: NNModel) -> str:
-    if not model.is_classifier:
-        return REGRESSION
-    name = model.loss.name
-    if name == "hinge":
-        return HINGE
-    if name == "binary_crossentropy":
-        return SIGMOID if model.output_dim == 1 else MULTILABEL
-    return SOFTMAX
-
-
-def class_labels(model: NNModel) -> list[Any]:
-    """The labels of the probability columns, in column order."""
-    kind = output_kind(model)
-    if kind == REGRESSION:
-        return []
-    if model.labels is not None and len(model.labels.classes):
-        classes: list[Any] = model.labels.classes.tolist()
-    else:
-        classes = list(range(model.output_dim if kind in (SOFTMAX, MULTILABEL) else 2))
-    limit = model.output_dim if kind in (SOFTMAX, MULTILABEL) else 2
-    return classes[:limit]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -140,8 +91,33 @@ async def compute(model: NNModel, rows: int, work: Callable[[], T]) -> T:
     return await run_in_threadpool(work)
 
 
-def run(model: NNModel, x: np.ndarray | list[str], field: str) -> Outputs:
-    """Predict and interpret; a DataError from the model names `field`."""
+def threshold_for(
+    model: NNModel, requested: float | None, stored: float | None, field: str
+) -> float | None:
+    """The decision threshold in force: the request's, else the version's own, else None
+    (the head's default). Only binary classifiers have one; a request naming one for any
+    other model answers 422 naming `field`."""
+    if requested is not None and not model.head.binary:
+        raise invalid(
+            field,
+            "only binary classifiers (one sigmoid output, or softmax over two classes) have a "
+            "decision threshold",
+        )
+    return requested if requested is not None else stored
+
+
+def shown_threshold(model: NNModel, threshold: float | None) -> float | None:
+    """The threshold a binary classifier's labels were decided by (None for other models)."""
+    if not model.head.binary:
+        return None
+    return DEFAULT_THRESHOLD if threshold is None else threshold
+
+
+def run(
+    model: NNModel, x: np.ndarray | list[str], field: str, threshold: float | None = None
+) -> Decoded:
+    """Predict and decode with `threshold` (see threshold_for); a DataError from the model
+    names `field`."""
     try:
         out = np.asarray(model.predict(x, field))
     except DataError as exc:
@@ -149,25 +125,4 @@ def run(model: NNModel, x: np.ndarray | list[str], field: str) -> Outputs:
         raise invalid(where, exc.message.split(": ", 1)[-1]) from None
     if out.ndim == 2 and len(out):
         _check_finite(out, field, "the model's output is not finite for this instance")
-    return interpret(model, out)
-
-
-def interpret(model: NNModel, out: np.ndarray) -> Outputs:
-    kind = output_kind(model)
-    classes = class_labels(model)
-    if kind == REGRESSION:
-        return Outputs(kind, [], None, None, out)
-    if kind == HINGE:
-        idx = (out[:, 0] > 0).astype(np.int64)
-        return Outputs(kind, classes, None, [classes[i] for i in idx.tolist()], out[:, :1])
-    if kind == SIGMOID:
-        p = out[:, 0]
-        probs = np.stack([1.0 - p, p], axis=1)[:, : len(classes)]
-        idx = (p >= 0.5).astype(np.int64)
-        return Outputs(kind, classes, probs, [classes[min(i, len(classes) - 1)] for i in idx], None)
-    probs = out[:, : len(classes)]
-    if kind == MULTILABEL:
-        chosen = [[classes[j] for j in np.flatnonzero(row >= 0.5)] for row in probs]
-        return Outputs(kind, classes, probs, chosen, None)
-    idx = probs.argmax(axis=1)
-    return Outputs(kind, classes, probs, [classes[i] for i in idx.tolist()], None)
+    return model.decode(out, threshold)

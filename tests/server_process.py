@@ -60,6 +60,12 @@ class ServerProcess:
         return self.tmp_path / f"server-{self.starts}.log"
 
     def start(self) -> str:
+        """Launch the server and wait until it answers /readyz; returns its base URL."""
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> str:
+        """Start the process on a free port and return its base URL at once (not yet ready)."""
         self.starts += 1
         port = free_port()
         with self.log_path.open("w") as log:
@@ -71,7 +77,15 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
             )
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        return self.base
+
+    @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
+
+    def wait_ready(self, timeout: float = 30) -> str:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
         while True:
             assert self.process.poll() is None, self.log_path.read_text()
             try:
@@ -80,7 +94,27 @@ class ServerProcess:
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, self.log_path.read_text()
-            time.sleep(0.1)
+            time.sleep(0.05)
+
+    def training_pids(self) -> list[int]:
+        """Pids of the server's live `python -m service.jobs.child` processes."""
+        assert self.process is not None
+        children = []
+        # Each thread's own children: the runner may start processes from any thread.
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*"):
+            try:
+                children += (task / "children").read_text().split()
+            except OSError:  # the thread (or the server) is gone
+                continue
+        pids = []
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:  # exited meanwhile
+                continue
+            if b"service.jobs.child" in cmdline:
+                pids.append(int(child))
+        return pids
 
     def kill(self) -> None:
         """kill -9: no shutdown hooks run, exactly like a crash or an OOM kill."""

@@ -16,3 +16,12 @@ def shared_file(*parts: str) -> Path:
 
 
 SMS_SPAM = shared_file("datasets", "sms-spam", "SMSSpamCollection")
+
+#: Why a test that needs the SMS Spam Collection skips: how an outside contributor gets it.
+SMS_SPAM_MISSING = (
+    "needs the SMS Spam Collection offline: download it from "
+    "https://archive.ics.uci.edu/dataset/228/sms+spam+collection and put its SMSSpamCollection "
+    "file in shared/datasets/sms-spam/ next to the checkout"
+)
+#: The same for Fashion-MNIST (Debian's package; MNIST itself is downloaded, never needed here).
+FASHION_MISSING = "needs Fashion-MNIST: apt-get install dataset-fashion-mnist"

@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import zipfile
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -89,7 +90,7 @@ def _check_header(header: list[str], label_column: str) -> None:
         )
     if len(header) < 2:
         raise DataError("file", "needs at least one feature column besides the label")
-    duplicates = sorted({h for h in header if header.count(h) > 1})
+    duplicates = sorted(name for name, n in Counter(header).items() if n > 1)
     if duplicates:
         raise DataError("file", f"duplicate column names: {', '.join(map(repr, duplicates))}")
 

@@ -1,7 +1,7 @@
 """/v1/datasets: the built-in catalog plus each owner's uploads (CSV, NPZ, IDX, text).
 
 The upload route lives on its own router so the app can give it the upload size limit
-(settings.max_upload_bytes) instead of the small JSON body limit; see service/api/serving.py.
+(settings.max_upload_bytes) instead of the small JSON body limit; see service/api/routes.py.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from starlette.datastructures import FormData
 
 from nn_core.datasets.catalog import DatasetInfo
 from service import datasets_store as store
+from service.api.errors import ERROR_RESPONSES
 from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
 from service.auth import PrincipalDep
 from service.dataset_files import ParsedDataset, infer_format, parse_upload
 from service.db import Database
 from service.deps import DatabaseDep, SessionDep, SettingsDep
-from service.errors import ERROR_RESPONSES, Conflict, Unprocessable
+from service.errors import Conflict, invalid
 from service.models import Dataset, DatasetSource
 from service.schemas.datasets import DatasetList, DatasetOut, DatasetUploadFields
-from service.schemas.errors import ErrorDetail
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 upload_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -62,9 +62,10 @@ def delete_dataset(ref: str, principal: PrincipalDep, database: DatabaseDep) -> 
         upload = store.find_upload(session, principal.owner, ref)
         if upload is None:
             if store.is_catalog_name(ref):
-                raise Conflict(
-                    f"{ref!r} is a built-in dataset and cannot be deleted",
-                    details=[ErrorDetail(field="dataset", message="built-in")],
+                raise Conflict.for_field(
+                    "dataset",
+                    "built-in",
+                    summary=f"{ref!r} is a built-in dataset and cannot be deleted",
                 )
             raise store.not_found(ref)
         session.delete(upload)
@@ -119,15 +120,17 @@ async def _read_dataset_form(form: FormData, limit: int) -> _Upload:
     fields = form_fields(DatasetUploadFields, form, exclude=("file", "labels"))
     fmt = fields.format or infer_format(file.filename, labels is not None)
     if fmt is None:
-        raise Unprocessable(
-            f"cannot tell the format of {file.filename or 'the file'!r}; send format "
+        raise invalid(
+            "body.format",
+            "required",
+            summary=f"cannot tell the format of {file.filename or 'the file'!r}; send format "
             "(csv, npz, idx or text)",
-            details=[ErrorDetail(field="body.format", message="required")],
         )
     if labels is not None and fmt != "idx":
-        raise Unprocessable(
-            "a separate labels file is only used by the idx format",
-            details=[ErrorDetail(field="body.labels", message="only for format idx")],
+        raise invalid(
+            "body.labels",
+            "only for format idx",
+            summary="a separate labels file is only used by the idx format",
         )
     name = fields.name or _default_name(file.filename)
     _check_name(name)
@@ -160,9 +163,11 @@ def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset
     blob = store.encode_arrays(parsed.x, parsed.y, meta)
     with database.write_session() as session:
         if store.find_upload(session, owner, name) is not None:
-            raise Conflict(
-                f"you already have a dataset named {name!r}; pick another name or delete it",
-                details=[ErrorDetail(field="body.name", message="already exists")],
+            raise Conflict.for_field(
+                "body.name",
+                "already exists",
+                summary=f"you already have a dataset named {name!r}; "
+                "pick another name or delete it",
             )
         row = _new_row(owner, name, upload.format, fields.test_fraction, parsed, blob)
         session.add(row)
@@ -194,25 +199,26 @@ def _default_name(filename: str | None) -> str:
     base = PurePosixPath((filename or "").replace("\\", "/")).name
     stem = base.split(".", 1)[0].strip()
     if not stem:
-        raise Unprocessable(
-            "the file has no usable name; send a name field",
-            details=[ErrorDetail(field="body.name", message="required")],
+        raise invalid(
+            "body.name", "required", summary="the file has no usable name; send a name field"
         )
     return stem[:100]
 
 
 def _check_name(name: str) -> None:
     if store.is_catalog_name(name):
-        raise Conflict(
-            f"{name!r} is the name of a built-in dataset; pick another name",
-            details=[ErrorDetail(field="body.name", message="taken by a built-in dataset")],
+        raise Conflict.for_field(
+            "body.name",
+            "taken by a built-in dataset",
+            summary=f"{name!r} is the name of a built-in dataset; pick another name",
         )
     bad = name.startswith("ds_") or any(ord(c) < 32 or c in "/\\\x7f" for c in name)
     if bad:
-        raise Unprocessable(
-            f"invalid dataset name {name[:100]!r}: no control characters or slashes, "
+        raise invalid(
+            "body.name",
+            "invalid name",
+            summary=f"invalid dataset name {name[:100]!r}: no control characters or slashes, "
             "and no 'ds_' prefix (reserved for ids)",
-            details=[ErrorDetail(field="body.name", message="invalid name")],
         )
 
 

@@ -3,7 +3,7 @@
 FastAPI reads `File`/`Form` parameters before it runs any dependency, so an anonymous client
 could make the server spool a whole upload to disk before hearing 401. Upload routes therefore
 take the `Request`, let the auth dependency run, and only then parse the form here. The
-route's body limit (settings.max_upload_bytes, see service/api/serving.py) still counts every
+route's body limit (settings.max_upload_bytes, see service/api/routes.py) still counts every
 byte as it streams in and answers 413 once the limit is passed. The form fields are validated
 with a pydantic model so errors have the usual 422 shape with `body.<field>` named, and the
 request body is documented for OpenAPI by hand (`multipart_body`).
@@ -20,8 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from service.errors import PayloadTooLarge, Unprocessable
-from service.schemas.errors import ErrorDetail
+from service.errors import PayloadTooLarge, invalid
 
 FieldsT = TypeVar("FieldsT", bound=BaseModel)
 
@@ -46,15 +45,17 @@ def form_file(form: FormData, name: str, *, required: bool) -> UploadFile | None
     value = form.get(name)
     if value is None or value == "":
         if required:
-            raise Unprocessable(
-                f"the multipart field {name!r} must hold a file",
-                details=[ErrorDetail(field=f"body.{name}", message="file required")],
+            raise invalid(
+                f"body.{name}",
+                "file required",
+                summary=f"the multipart field {name!r} must hold a file",
             )
         return None
     if not isinstance(value, UploadFile):
-        raise Unprocessable(
-            f"the multipart field {name!r} must be a file, not a text value",
-            details=[ErrorDetail(field=f"body.{name}", message="expected a file")],
+        raise invalid(
+            f"body.{name}",
+            "expected a file",
+            summary=f"the multipart field {name!r} must be a file, not a text value",
         )
     return value
 
@@ -66,9 +67,10 @@ def form_fields(model: type[FieldsT], form: FormData, *, exclude: tuple[str, ...
         if key in exclude:
             continue
         if not isinstance(value, str):
-            raise Unprocessable(
-                f"the multipart field {key!r} must be a text value, not a file",
-                details=[ErrorDetail(field=f"body.{key}", message="expected text")],
+            raise invalid(
+                f"body.{key}",
+                "expected text",
+                summary=f"the multipart field {key!r} must be a text value, not a file",
             )
         if value != "":  # an empty field means "not given", as browsers send them
             raw[key] = value
@@ -94,9 +96,10 @@ async def read_upload(upload: UploadFile, limit: int, field: str) -> bytes:
 
 
 def _too_large(field: str, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the uploaded file is larger than the limit of {limit} bytes",
-        details=[ErrorDetail(field=f"body.{field}", message=f"at most {limit} bytes")],
+    return PayloadTooLarge.for_field(
+        f"body.{field}",
+        f"at most {limit} bytes",
+        summary=f"the uploaded file is larger than the limit of {limit} bytes",
     )
 
 

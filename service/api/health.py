@@ -6,9 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.api.errors import ERROR_RESPONSES, error_responses
 from service.auth import PrincipalDep
+from service.db import Database
 from service.deps import DatabaseDep
-from service.errors import ERROR_RESPONSES, ServiceUnavailable, error_responses
+from service.errors import ServiceUnavailable
 from service.schemas.health import HealthResponse, ReadyResponse, WhoAmIResponse
 
 router = APIRouter()
@@ -28,14 +30,19 @@ def healthz() -> HealthResponse:
 )
 def readyz(request: Request, database: DatabaseDep) -> ReadyResponse:
     """Start-up finished and the database answers: send traffic here."""
-    if not getattr(request.app.state, "started", False):
+    check_ready(request, database)
+    return ReadyResponse(status="ready", database=database.engine.dialect.name)
+
+
+def check_ready(request: Request, database: Database) -> None:
+    """503 "not_ready" until start-up has finished, and while the database does not answer."""
+    if not request.app.state.started:
         raise ServiceUnavailable("starting up", type="not_ready")
     try:
         database.ping()
     except Exception as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
         raise ServiceUnavailable(f"database unreachable: {reason}", type="not_ready") from exc
-    return ReadyResponse(status="ready", database=database.engine.dialect.name)
 
 
 @router.get(

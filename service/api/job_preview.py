@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
-from nn_core.serialize import load_state
 from service import predictor
+from service.api.errors import error_responses
 from service.api.predict import PREDICT_RESPONSES, to_predictions
-from service.deps import DatabaseDep, SettingsDep
-from service.errors import Conflict, error_responses
+from service.deps import DatabaseDep, ModelCacheDep
 from service.jobs import views
-from service.models import Checkpoint, TrainingJob
 from service.rate_limit import PredictPrincipalDep
 from service.schemas.predict import Prediction
+from service.schemas.types import Threshold
+from service.serving import CheckpointTarget, serve
 
 router = APIRouter(prefix=views.JOBS_PATH, tags=["jobs"])
 
@@ -31,12 +30,20 @@ class CheckpointPredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instances: list[object] = Field(min_length=1, examples=[[[0.0, 1.0], [1.0, 1.0]]])
+    threshold: Threshold | None = Field(
+        default=None,
+        description="Binary classifiers: answer the positive class at or above this "
+        "probability (default 0.5; a checkpoint is not a version, so has no threshold of its own)",
+    )
 
 
 class CheckpointPredictResponse(BaseModel):
     job_id: str
     epoch: int = Field(description="The epoch the checkpoint was taken after")
     predictions: list[Prediction]
+    threshold: float | None = Field(
+        default=None, description="The threshold a binary classifier's labels were decided by"
+    )
 
 
 @router.post(
@@ -45,36 +52,29 @@ class CheckpointPredictResponse(BaseModel):
     response_model_exclude_none=True,
     responses={**PREDICT_RESPONSES, **error_responses(409)},
 )
-def predict_with_checkpoint(
+async def predict_with_checkpoint(
     job_id: str,
     body: CheckpointPredictRequest,
     principal: PredictPrincipalDep,
     database: DatabaseDep,
-    settings: SettingsDep,
+    cache: ModelCacheDep,
 ) -> CheckpointPredictResponse:
     """Predict with the model as of the job's latest checkpoint (409 when there is none:
     not started, before the first checkpoint, or finished — then use :predict)."""
-    with database.session() as session:
-        owner_job = select(TrainingJob.id).where(
-            TrainingJob.id == job_id, TrainingJob.owner == principal.owner
+    served = await serve(database, cache, principal.owner, CheckpointTarget(job_id))
+    model = served.model
+    threshold = predictor.threshold_for(model, body.threshold, None, "threshold")
+    epoch = served.epoch
+    assert epoch is not None
+
+    def work() -> CheckpointPredictResponse:
+        x = predictor.model_input(model, body.instances, "instances")
+        decoded = predictor.run(model, x, "instances", threshold)
+        return CheckpointPredictResponse(
+            job_id=job_id,
+            epoch=epoch,
+            predictions=to_predictions(decoded),
+            threshold=predictor.shown_threshold(model, threshold),
         )
-        if session.scalar(owner_job) is None:
-            raise views.job_not_found(job_id)
-        row = session.execute(
-            select(Checkpoint.epoch, Checkpoint.state)
-            .where(Checkpoint.job_id == job_id)
-            .order_by(Checkpoint.epoch.desc())
-            .limit(1)
-        ).first()
-    if row is None:
-        raise Conflict(
-            f"job {job_id!r} has no checkpoint right now; a finished job's model is served "
-            "by POST /v1/models/{name}:predict",
-            type="no_checkpoint",
-        )
-    model = load_state(row.state, max_params=settings.max_model_params).model
-    x = predictor.model_input(model, body.instances, "instances")
-    outputs = predictor.run(model, x, "instances")
-    return CheckpointPredictResponse(
-        job_id=job_id, epoch=row.epoch, predictions=to_predictions(outputs)
-    )
+
+    return await predictor.compute(model, len(body.instances), work)

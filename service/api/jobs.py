@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
 
+from service.api.errors import ERROR_RESPONSES, error_responses, json_error_responses
 from service.auth import PrincipalDep
 from service.deps import DatabaseDep, SettingsDep
-from service.errors import ERROR_RESPONSES, error_responses, json_error_responses
 from service.jobs import store, views
 from service.jobs.submit import create_job
 from service.models import TERMINAL_JOB_STATUSES, JobStatus, TrainingJob

@@ -5,8 +5,8 @@ MnistPredictRequest) or multipart with a PNG in the field `file` (plus optional 
 `version`, `alias` text fields), so `curl -F file=@seven.png` works. PNGs are turned into
 MNIST's format by service/digit_image.py (grayscale on white, inverted if light, cropped
 to the ink, longer side 20 px, centred by centre of mass in 28x28, values 0-255). The model
-is any owner's 784-input, 10-class softmax classifier (default name "mnist"); prediction
-goes through the shared model cache and predictor like :predict.
+is any owner's 784-input, 10-class softmax classifier (default name "mnist"), served
+like :predict's (service/serving.py).
 
 The router is mounted with the upload size limit so photos fit; JSON bodies are still held
 to the ordinary body limit here, since they are parsed in memory.
@@ -18,36 +18,33 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service import model_store, predictor
+from service import predictor
+from service.api.errors import error_responses
 from service.api.forms import form_fields, form_file, read_upload, uploaded_form
-from service.api.models import get_cache
 from service.api.predict import PREDICT_RESPONSES
-from service.db import Database
-from service.deps import DatabaseDep, SettingsDep
+from service.deps import DatabaseDep, ModelCacheDep, SettingsDep
 from service.digit_image import png_to_mnist
-from service.errors import PayloadTooLarge, ServiceError, error_responses
-from service.model_store import ModelCache, Served
-from service.predictor import invalid
+from service.errors import PayloadTooLarge, ServiceError, invalid
 from service.rate_limit import PredictPrincipalDep
-from service.schemas.errors import ErrorDetail
+from service.registry.names import version_ref
 from service.schemas.tasks import (
     DigitPrediction,
     MnistFormFields,
     MnistPredictRequest,
     MnistPredictResponse,
 )
+from service.serving import Served, VersionTarget, serve
 
 router = APIRouter(tags=["tasks"])
 
-CacheDep = Annotated[ModelCache, Depends(get_cache)]
 PIXELS = 28 * 28
 CLASSES = 10
 
@@ -97,7 +94,7 @@ async def predict_digits(
     principal: PredictPrincipalDep,
     database: DatabaseDep,
     settings: SettingsDep,
-    cache: CacheDep,
+    cache: ModelCacheDep,
 ) -> MnistPredictResponse:
     """Classify handwritten digits (JSON `instances`, `png`, `pngs`, or a multipart `file`).
 
@@ -111,18 +108,21 @@ async def predict_digits(
             assert upload is not None
             fields = form_fields(MnistFormFields, form, exclude=("file",))
             data = await read_upload(upload, settings.max_upload_bytes, "file")
-        ref = model_store.version_ref(fields.version, fields.alias)
+        ref = version_ref(fields.version, fields.alias)
         query = DigitQuery(fields.model, ref, "body.file", images=(("body.file", data),))
     elif media in ("application/json", ""):
         query = _json_query(await _read_limited(request, settings.max_body_bytes))
     else:
-        raise ServiceError(
-            f"unsupported content type {media!r}: send application/json or "
+        raise ServiceError.for_field(
+            "content-type",
+            "unsupported",
+            summary=f"unsupported content type {media!r}: send application/json or "
             "multipart/form-data with a PNG in the field 'file'",
             status=415,
-            details=[ErrorDetail(field="content-type", message="unsupported")],
         )
-    return await run_in_threadpool(_predict, database, cache, principal.owner, query)
+    served = await serve(database, cache, principal.owner, VersionTarget(query.model, query.ref))
+    _check_digit_model(served)
+    return await run_in_threadpool(_predict, served, query)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -131,10 +131,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise PayloadTooLarge(
-                f"a JSON body may be at most {limit} bytes; upload large images as multipart "
-                "field 'file'",
-                details=[ErrorDetail(field="body", message=f"at most {limit} bytes")],
+            raise PayloadTooLarge.for_field(
+                "body",
+                f"at most {limit} bytes",
+                summary=f"a JSON body may be at most {limit} bytes; upload large images as "
+                "multipart field 'file'",
             )
         chunks.append(chunk)
     return b"".join(chunks)
@@ -156,7 +157,7 @@ def _json_query(raw: bytes) -> DigitQuery:
         got = ", ".join(given) if given else "none"
         field = given[-1] if given else "instances"
         raise invalid(field, f"give exactly one of instances, png or pngs (got {got})")
-    ref = model_store.version_ref(body.version, body.alias)
+    ref = version_ref(body.version, body.alias)
     if body.instances is not None:
         return DigitQuery(body.model, ref, "instances", instances=body.instances)
     if body.png is not None:
@@ -175,26 +176,21 @@ def _b64(text: str, field: str) -> bytes:
         raise invalid(field, "is not valid base64") from None
 
 
-def _predict(
-    database: Database, cache: ModelCache, owner: str, query: DigitQuery
-) -> MnistPredictResponse:
-    with database.session() as session:
-        served = model_store.load_served(session, cache, owner, query.model, query.ref)
-    _check_digit_model(served)
+def _predict(served: Served, query: DigitQuery) -> MnistPredictResponse:
     if query.images:
         x = np.stack([png_to_mnist(data, field) for field, data in query.images])
     else:
         assert query.instances is not None
         x = _instances(query.instances)
     model_input = predictor.numeric_input(served.model, x, query.field)
-    outputs = predictor.run(served.model, model_input, query.field)
-    assert outputs.probabilities is not None
+    decoded = predictor.run(served.model, model_input, query.field)
+    assert decoded.probabilities is not None
     return MnistPredictResponse(
         model=served.name,
-        version=served.version,
+        version=served.number,
         predictions=[
             DigitPrediction(digit=int(np.argmax(row)), probabilities=row.tolist())
-            for row in outputs.probabilities.astype(np.float64)
+            for row in decoded.probabilities.astype(np.float64)
         ],
     )
 
@@ -204,8 +200,10 @@ def _check_digit_model(served: Served) -> None:
     ok = (
         not model.raw_input
         and model.input_dim == PIXELS
-        and predictor.output_kind(model) == predictor.SOFTMAX
-        and len(predictor.class_labels(model)) == CLASSES
+        and model.head.is_classifier
+        and model.head.n_columns == CLASSES
+        and not model.head.multilabel
+        and len(model.classes) == CLASSES
     )
     if not ok:
         raise invalid(

@@ -15,15 +15,17 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import model_store as store
+from nn_core.spec import model_to_spec
+from service.api.errors import ERROR_RESPONSES
 from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
 from service.auth import PrincipalDep
 from service.config import Settings
 from service.db import Database
-from service.deps import DatabaseDep, SessionDep, SettingsDep
-from service.errors import ERROR_RESPONSES
-from service.model_store import ModelCache
+from service.deps import DatabaseDep, ModelCacheDep, SessionDep, SettingsDep
 from service.models import Model, ModelVersion
+from service.registry import reads, writes
+from service.registry.files import validate_model_file
+from service.registry.names import ALIAS_RE, MAX_VERSION, check_model_name
 from service.schemas.models import (
     AliasOut,
     AliasRequest,
@@ -34,29 +36,23 @@ from service.schemas.models import (
     VersionOut,
     VersionPatch,
 )
+from service.serving import load_version
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 upload_router = APIRouter(prefix="/v1/models", tags=["models"])
 
-VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="Version number")]
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="Version number")]
 VersionRef = Annotated[
     str, Path(max_length=64, description="Version number, alias (e.g. production) or latest")
 ]
-AliasName = Annotated[
-    str, Path(pattern=store.ALIAS_RE.pattern, description="Alias, e.g. production")
-]
-
-
-def get_cache(request: Request) -> ModelCache:
-    cache: ModelCache = request.app.state.model_cache
-    return cache
+AliasName = Annotated[str, Path(pattern=ALIAS_RE.pattern, description="Alias, e.g. production")]
 
 
 @router.get("", response_model=ModelList, responses=ERROR_RESPONSES)
 def list_models(principal: PrincipalDep, session: SessionDep) -> ModelList:
     """Your models, each with its latest version and aliases."""
     summaries = []
-    for model in store.list_models(session, principal.owner):
+    for model in reads.list_models(session, principal.owner):
         versions = _versions(session, model)
         summaries.append(
             ModelSummary(
@@ -64,7 +60,7 @@ def list_models(principal: PrincipalDep, session: SessionDep) -> ModelList:
                 created_at=model.created_at,
                 n_versions=len(versions),
                 latest_version=versions[-1] if versions else None,
-                aliases=store.aliases_of(session, model),
+                aliases=reads.aliases_of(session, model),
             )
         )
     return ModelList(models=summaries)
@@ -73,11 +69,11 @@ def list_models(principal: PrincipalDep, session: SessionDep) -> ModelList:
 @router.get("/{name}", response_model=ModelDetail, responses=ERROR_RESPONSES)
 def get_model(name: str, principal: PrincipalDep, session: SessionDep) -> ModelDetail:
     """All versions of a model with their test metrics, source job and aliases."""
-    model = store.get_model(session, principal.owner, name)
+    model = reads.get_model(session, principal.owner, name)
     return ModelDetail(
         name=model.name,
         created_at=model.created_at,
-        aliases=store.aliases_of(session, model),
+        aliases=reads.aliases_of(session, model),
         versions=_versions(session, model),
     )
 
@@ -87,8 +83,8 @@ def get_version(
     name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep
 ) -> VersionDetail:
     """One version, including its complete spec."""
-    model = store.get_model(session, principal.owner, name)
-    row = store.resolve_version(session, model, version)
+    model = reads.get_model(session, principal.owner, name)
+    row = reads.resolve_version(session, model, version)
     out = _version_out(session, model, row)
     return VersionDetail(**out.model_dump(), spec=row.spec)
 
@@ -108,9 +104,9 @@ def download_version(
     name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep
 ) -> Response:
     """The model file of a version; upload it again with POST /v1/models/{name}/versions."""
-    model = store.get_model(session, principal.owner, name)
-    row = store.resolve_version(session, model, version)
-    weights = store.read_weights(session, row)
+    model = reads.get_model(session, principal.owner, name)
+    row = reads.resolve_version(session, model, version)
+    weights = reads.read_weights(session, row.id)
     return Response(
         content=weights,
         media_type="application/octet-stream",
@@ -125,13 +121,15 @@ def patch_version(
     body: VersionPatch,
     principal: PrincipalDep,
     database: DatabaseDep,
+    cache: ModelCacheDep,
 ) -> VersionOut:
     """Change a version's settings: `threshold`, the default decision threshold of a binary
-    classifier (POST /v1/spam/score uses it unless the request gives its own)."""
+    classifier (every prediction route uses it unless the request gives its own)."""
     with database.write_session() as session:
-        model = store.get_model(session, principal.owner, name)
-        row = store.resolve_version(session, model, version)
-        store.set_threshold(session, row, body.threshold)
+        model = reads.get_model(session, principal.owner, name)
+        row = reads.resolve_version(session, model, version)
+        head = load_version(session, cache, row).head
+        writes.set_threshold(session, row, body.threshold, head)
         return _version_out(session, model, row)
 
 
@@ -145,8 +143,8 @@ def put_alias(
 ) -> AliasOut:
     """Create or move an alias (e.g. promote version 3 to production)."""
     with database.write_session() as session:
-        model = store.get_model(session, principal.owner, name)
-        record = store.set_alias(session, model, alias, body.version)
+        model = reads.get_model(session, principal.owner, name)
+        record = writes.set_alias(session, model, alias, body.version)
         return AliasOut(
             model=model.name, alias=alias, version=body.version, updated_at=record.updated_at
         )
@@ -158,20 +156,20 @@ def put_alias(
 def delete_alias(name: str, alias: str, principal: PrincipalDep, database: DatabaseDep) -> Response:
     """Remove an alias (the version stays)."""
     with database.write_session() as session:
-        model = store.get_model(session, principal.owner, name)
-        store.delete_alias(session, model, alias)
+        model = reads.get_model(session, principal.owner, name)
+        writes.delete_alias(session, model, alias)
     return Response(status_code=204)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response, responses=ERROR_RESPONSES)
 def delete_model(
-    name: str, request: Request, principal: PrincipalDep, database: DatabaseDep
+    name: str, principal: PrincipalDep, database: DatabaseDep, cache: ModelCacheDep
 ) -> Response:
     """Delete a model with all its versions and aliases."""
     with database.write_session() as session:
-        model = store.get_model(session, principal.owner, name)
-        evicted = store.delete_model(session, model)
-    get_cache(request).invalidate(evicted)
+        model = reads.get_model(session, principal.owner, name)
+        evicted = writes.delete_model(session, model)
+    cache.invalidate(evicted)
     return Response(status_code=204)
 
 
@@ -184,15 +182,15 @@ def delete_model(
 def delete_version(
     name: str,
     version: VersionNumber,
-    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
+    cache: ModelCacheDep,
 ) -> Response:
     """Delete one version (409 while an alias points at it)."""
     with database.write_session() as session:
-        model = store.get_model(session, principal.owner, name)
-        evicted = store.delete_version(session, model, version)
-    get_cache(request).invalidate([evicted])
+        model = reads.get_model(session, principal.owner, name)
+        evicted = writes.delete_version(session, model, version)
+    cache.invalidate([evicted])
     return Response(status_code=204)
 
 
@@ -225,7 +223,7 @@ async def upload_version(
     a broken, tampered or oversized file answers 4xx and nothing is stored. The model is
     created if it does not exist yet.
     """
-    store.check_model_name(name)
+    check_model_name(name)
     async with uploaded_form(request, max_files=1, max_fields=0) as form:
         upload = form_file(form, "file", required=True)
         assert upload is not None
@@ -239,10 +237,12 @@ async def upload_version(
 def _store_version(
     database: Database, settings: Settings, owner: str, name: str, data: bytes
 ) -> VersionOut:
-    model = store.validate_model_file(data, settings.max_model_params)
+    model = validate_model_file(data, settings.max_model_params)
     with database.write_session() as session:
-        row = store.add_uploaded_version(session, owner, name, model, data)
-        record = store.get_model(session, owner, name)
+        row = writes.add_version(
+            session, owner=owner, name=name, spec=model_to_spec(model), metrics=None, weights=data
+        )
+        record = reads.get_model(session, owner, name)
         return _version_out(session, record, row)
 
 
@@ -250,29 +250,29 @@ def _store_version(
 
 
 def _versions(session: Session, model: Model) -> list[VersionOut]:
-    sizes = store.weight_sizes(session, model)
+    sizes = reads.weight_sizes(session, model)
     by_version = _aliases_by_version(session, model)
     return [
         _out(model, row, by_version.get(row.version, []), sizes.get(row.id, 0))
-        for row in store.versions_of(session, model)
+        for row in reads.versions_of(session, model)
     ]
 
 
 def _version_out(session: Session, model: Model, row: ModelVersion) -> VersionOut:
-    sizes = store.weight_sizes(session, model)
+    sizes = reads.weight_sizes(session, model)
     aliases = _aliases_by_version(session, model).get(row.version, [])
     return _out(model, row, aliases, sizes.get(row.id, 0))
 
 
 def _aliases_by_version(session: Session, model: Model) -> dict[int, list[str]]:
     grouped: dict[int, list[str]] = {}
-    for alias, version in store.aliases_of(session, model).items():
+    for alias, version in reads.aliases_of(session, model).items():
         grouped.setdefault(version, []).append(alias)
     return grouped
 
 
 def _out(model: Model, row: ModelVersion, aliases: list[str], size: int) -> VersionOut:
-    summary = store.spec_summary(row.spec)
+    summary = reads.spec_summary(row.spec)
     input_dim = summary.get("input_dim")
     loss = summary.get("loss")
     return VersionOut(

@@ -3,35 +3,25 @@
 The literal ":predict" suffix works as a Starlette path: "{name}" matches up to the colon.
 The handler is async: the version lookup and a small prediction run on the event loop, and
 anything bigger (loading weights, large batches, text) in the thread pool, so NumPy work
-never stalls the loop (see predictor.compute and Database.read).
+never stalls the loop (see service/serving.py and predictor.compute).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends, Request
-
-from service import model_store, predictor
-from service.api.models import get_cache
-from service.deps import DatabaseDep
-from service.errors import ERROR_RESPONSES, error_responses
-from service.model_store import ModelCache
-from service.predictor import Outputs
+from nn_core.heads import Decoded
+from service import predictor
+from service.api.errors import ERROR_RESPONSES, error_responses
+from service.deps import DatabaseDep, ModelCacheDep
 from service.rate_limit import PredictPrincipalDep
+from service.registry.names import version_ref
 from service.schemas.predict import Prediction, PredictRequest, PredictResponse
+from service.serving import VersionTarget, serve
 
 router = APIRouter(tags=["predictions"])
 
 PREDICT_RESPONSES = {**ERROR_RESPONSES, **error_responses(429, 503)}
-
-
-async def _cache(request: Request) -> ModelCache:
-    """The model cache (async: an attribute read needs no trip through the thread pool)."""
-    return get_cache(request)
-
-
-CacheDep = Annotated[ModelCache, Depends(_cache)]
 
 
 @router.post(
@@ -45,42 +35,46 @@ async def predict(
     body: PredictRequest,
     principal: PredictPrincipalDep,
     database: DatabaseDep,
-    cache: CacheDep,
+    cache: ModelCacheDep,
 ) -> PredictResponse:
     """Predict a batch of instances with the latest version, or `version` / `alias`.
 
     Classifiers answer a label and per-class probabilities for each instance; regression
-    models answer values. Text models take strings. NaN, Infinity, wrong widths and wrong
-    types answer 422 naming the instance.
+    models answer values. Text models take strings. A binary classifier's label follows
+    `threshold`, else the version's own threshold, else 0.5. NaN, Infinity, wrong widths
+    and wrong types answer 422 naming the instance.
     """
-    ref = model_store.version_ref(body.version, body.alias)
-    served = await model_store.serve(database, cache, principal.owner, name, ref)
+    target = VersionTarget(name, version_ref(body.version, body.alias))
+    served = await serve(database, cache, principal.owner, target)
+    model = served.model
+    threshold = predictor.threshold_for(model, body.threshold, served.threshold, "threshold")
 
     def work() -> PredictResponse:
-        x = predictor.model_input(served.model, body.instances, "instances")
-        outputs = predictor.run(served.model, x, "instances")
+        x = predictor.model_input(model, body.instances, "instances")
+        decoded = predictor.run(model, x, "instances", threshold)
         return PredictResponse(
-            predictions=to_predictions(outputs), model=served.name, version=served.version
+            predictions=to_predictions(decoded),
+            model=served.name,
+            version=served.number,
+            threshold=predictor.shown_threshold(model, threshold),
         )
 
-    return await predictor.compute(served.model, len(body.instances), work)
+    return await predictor.compute(model, len(body.instances), work)
 
 
-def to_predictions(outputs: Outputs) -> list[Prediction]:
+def to_predictions(decoded: Decoded) -> list[Prediction]:
     """One Prediction per row, with the fields that apply to the model's kind of output."""
-    if outputs.kind == predictor.REGRESSION:
-        assert outputs.values is not None
-        return [Prediction(values=row) for row in outputs.values.tolist()]
-    assert outputs.labels is not None
-    if outputs.kind == predictor.HINGE:
-        assert outputs.values is not None
-        scores = outputs.values[:, 0].tolist()
+    if decoded.labels is None:
+        assert decoded.values is not None
+        return [Prediction(values=row) for row in decoded.values.tolist()]
+    if decoded.probabilities is None:
+        assert decoded.values is not None
+        scores = decoded.values[:, 0].tolist()
         return [
-            Prediction(label=lab, score=s) for lab, s in zip(outputs.labels, scores, strict=True)
+            Prediction(label=lab, score=s) for lab, s in zip(decoded.labels, scores, strict=True)
         ]
-    assert outputs.probabilities is not None
-    keys = [str(c) for c in outputs.classes]
+    keys = [str(c) for c in decoded.classes]
     return [
         Prediction(label=label, probabilities=dict(zip(keys, row, strict=True)))
-        for label, row in zip(outputs.labels, outputs.probabilities.tolist(), strict=True)
+        for label, row in zip(decoded.labels, decoded.probabilities.tolist(), strict=True)
     ]

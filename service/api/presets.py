@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from nn_core.presets import PRESETS, preset_spec
+from service.api.errors import ERROR_RESPONSES
 from service.auth import PrincipalDep
-from service.errors import ERROR_RESPONSES
 from service.schemas.presets import PresetList, PresetOut
 
 router = APIRouter(prefix="/v1/presets", tags=["presets"])

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import json
 import math
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
-from service import model_store, predictor
-from service.api.models import get_cache
+from nn_core.heads import Decoded
+from service import predictor
+from service.api.errors import ERROR_RESPONSES, error_responses
+from service.api.health import check_ready
 from service.api.predict import PREDICT_RESPONSES
 from service.auth import PrincipalDep
 from service.db import Database
-from service.deps import DatabaseDep, SessionDep
-from service.errors import ERROR_RESPONSES, ServiceUnavailable, error_responses
-from service.model_store import ModelCache, Served
-from service.predictor import Outputs, invalid
+from service.deps import DatabaseDep, ModelCacheDep
+from service.errors import invalid
 from service.rate_limit import PredictPrincipalDep
+from service.registry import reads
+from service.registry.cache import ModelCache
 from service.schemas.v2 import (
     InferRequest,
     InferResponse,
@@ -40,13 +41,14 @@ from service.schemas.v2 import (
     ServerReady,
     TensorMetadata,
 )
+from service.serving import Served, VersionTarget, serve
+from service.version import NAME, release
 
 public_router = APIRouter(prefix="/v2", tags=["open inference (v2)"])
 router = APIRouter(prefix="/v2/models", tags=["open inference (v2)"])
 
 PLATFORM = "nn-core"
 INPUT_NAME = "input"
-CacheDep = Annotated[ModelCache, Depends(get_cache)]
 VersionRef = Annotated[str, Path(max_length=64, description="Version number or alias")]
 
 #: Inclusive value ranges of the integer datatypes.
@@ -70,11 +72,7 @@ NUMERIC = frozenset({*INT_RANGES, "FP16", "FP32", "FP64"})
 @public_router.get("", response_model=ServerMetadata)
 def server_metadata() -> ServerMetadata:
     """Server name and version (no key needed)."""
-    try:
-        release = version("nn-service")
-    except PackageNotFoundError:  # a checkout that is not installed
-        release = "0.0.0"
-    return ServerMetadata(name="nn-service", version=release, extensions=[])
+    return ServerMetadata(name=NAME, version=release(), extensions=[])
 
 
 @public_router.get("/health/live", response_model=ServerLive)
@@ -86,12 +84,7 @@ def live() -> ServerLive:
 @public_router.get("/health/ready", response_model=ServerReady, responses=error_responses(503))
 def ready(request: Request, database: DatabaseDep) -> ServerReady:
     """Started and the database answers (no key needed); 503 otherwise."""
-    if not getattr(request.app.state, "started", False):
-        raise ServiceUnavailable("starting up", type="not_ready")
-    try:
-        database.ping()
-    except Exception as exc:
-        raise ServiceUnavailable("database unreachable", type="not_ready") from exc
+    check_ready(request, database)
     return ServerReady(ready=True)
 
 
@@ -101,29 +94,32 @@ _MODEL_RESPONSES = {**ERROR_RESPONSES, **error_responses(503)}
 
 
 @router.get("/{name}", response_model=ModelMetadata, responses=_MODEL_RESPONSES)
-def model_metadata(
-    name: str, principal: PrincipalDep, session: SessionDep, cache: CacheDep
+async def model_metadata(
+    name: str, principal: PrincipalDep, database: DatabaseDep, cache: ModelCacheDep
 ) -> ModelMetadata:
     """Versions and the input/output tensors of the latest version."""
-    return _metadata(session, cache, principal.owner, name, None)
+    return await _metadata(database, cache, principal.owner, name, None)
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelMetadata, responses=_MODEL_RESPONSES)
-def version_metadata(
-    name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep, cache: CacheDep
+async def version_metadata(
+    name: str,
+    version: VersionRef,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    cache: ModelCacheDep,
 ) -> ModelMetadata:
-    return _metadata(session, cache, principal.owner, name, version)
+    return await _metadata(database, cache, principal.owner, name, version)
 
 
-def _metadata(
-    session: SessionDep, cache: ModelCache, owner: str, name: str, ref: str | None
+async def _metadata(
+    database: Database, cache: ModelCache, owner: str, name: str, ref: str | None
 ) -> ModelMetadata:
-    served = model_store.load_served(session, cache, owner, name, ref)
-    record = model_store.get_model(session, owner, name)
-    versions = [str(v.version) for v in model_store.versions_of(session, record)]
+    served = await serve(database, cache, owner, VersionTarget(name, ref))
+    versions = await database.read(lambda reader: reads.version_numbers(reader, owner, name))
     return ModelMetadata(
         name=served.name,
-        versions=versions,
+        versions=[str(v) for v in versions],
         platform=PLATFORM,
         inputs=[_input_metadata(served)],
         outputs=_output_metadata(served),
@@ -140,38 +136,42 @@ def _input_metadata(served: Served) -> TensorMetadata:
 
 def _output_metadata(served: Served) -> list[TensorMetadata]:
     model = served.model
-    kind = predictor.output_kind(model)
-    if kind == predictor.REGRESSION:
+    head = model.head
+    if not head.is_classifier:
         return [TensorMetadata(name="predictions", datatype="FP32", shape=[-1, model.output_dim])]
-    classes = predictor.class_labels(model)
+    classes = model.classes
     label_type = _label_datatype(classes)
-    if kind == predictor.HINGE:
+    label = TensorMetadata(name="label", datatype=label_type, shape=[-1])
+    if head.multilabel:
+        return [TensorMetadata(name="probabilities", datatype="FP32", shape=[-1, len(classes)])]
+    if head.has_probabilities:
         return [
-            TensorMetadata(name="scores", datatype="FP32", shape=[-1, 1]),
-            TensorMetadata(name="label", datatype=label_type, shape=[-1]),
+            TensorMetadata(name="probabilities", datatype="FP32", shape=[-1, len(classes)]),
+            label,
         ]
-    outputs = [TensorMetadata(name="probabilities", datatype="FP32", shape=[-1, len(classes)])]
-    if kind != predictor.MULTILABEL:
-        outputs.append(TensorMetadata(name="label", datatype=label_type, shape=[-1]))
-    return outputs
+    return [TensorMetadata(name="scores", datatype="FP32", shape=[-1, 1]), label]
 
 
 @router.get("/{name}/ready", response_model=ModelReady, responses=_MODEL_RESPONSES)
-def model_ready(
-    name: str, principal: PrincipalDep, session: SessionDep, cache: CacheDep
+async def model_ready(
+    name: str, principal: PrincipalDep, database: DatabaseDep, cache: ModelCacheDep
 ) -> ModelReady:
     """200 when the latest version is loaded (loading it now if needed); 404 if none."""
-    served = model_store.load_served(session, cache, principal.owner, name, None)
+    served = await serve(database, cache, principal.owner, VersionTarget(name))
     return ModelReady(name=served.name, ready=True)
 
 
 @router.get(
     "/{name}/versions/{version}/ready", response_model=ModelReady, responses=_MODEL_RESPONSES
 )
-def version_ready(
-    name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep, cache: CacheDep
+async def version_ready(
+    name: str,
+    version: VersionRef,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    cache: ModelCacheDep,
 ) -> ModelReady:
-    served = model_store.load_served(session, cache, principal.owner, name, version)
+    served = await serve(database, cache, principal.owner, VersionTarget(name, version))
     return ModelReady(name=served.name, ready=True)
 
 
@@ -184,7 +184,7 @@ async def infer(
     body: InferRequest,
     principal: PredictPrincipalDep,
     database: DatabaseDep,
-    cache: CacheDep,
+    cache: ModelCacheDep,
 ) -> InferResponse:
     """Inference with the latest version (see the module docs for tensors and datatypes)."""
     return await _infer(database, cache, principal.owner, name, None, body)
@@ -199,7 +199,7 @@ async def infer_version(
     body: InferRequest,
     principal: PredictPrincipalDep,
     database: DatabaseDep,
-    cache: CacheDep,
+    cache: ModelCacheDep,
 ) -> InferResponse:
     return await _infer(database, cache, principal.owner, name, version, body)
 
@@ -212,7 +212,7 @@ async def _infer(
     ref: str | None,
     body: InferRequest,
 ) -> InferResponse:
-    served = await model_store.serve(database, cache, owner, name, ref)
+    served = await serve(database, cache, owner, VersionTarget(name, ref))
     shape = body.inputs[0].shape if body.inputs else []
     rows = shape[0] if shape else 1
     return await predictor.compute(served.model, rows, lambda: _infer_served(served, body))
@@ -225,12 +225,30 @@ def _infer_served(served: Served, body: InferRequest) -> InferResponse:
     tensor = body.inputs[0]
     if tensor.name != INPUT_NAME:
         raise invalid("inputs[0].name", f"unknown input {tensor.name!r}; expected {INPUT_NAME!r}")
-    x = _decode_input(served, tensor)
-    outputs = predictor.run(served.model, x, "inputs[0].data")
-    encoded = [o for o in _encode_outputs(outputs) if wanted is None or o.name in wanted]
-    return InferResponse(
-        model_name=served.name, model_version=str(served.version), id=body.id, outputs=encoded
+    threshold = predictor.threshold_for(
+        served.model, _requested_threshold(body), served.threshold, "parameters.threshold"
     )
+    x = _decode_input(served, tensor)
+    decoded = predictor.run(served.model, x, "inputs[0].data", threshold)
+    encoded = [o for o in _encode_outputs(decoded) if wanted is None or o.name in wanted]
+    shown = predictor.shown_threshold(served.model, threshold)
+    return InferResponse(
+        model_name=served.name,
+        model_version=str(served.version),
+        id=body.id,
+        parameters=None if shown is None else {"threshold": shown},
+        outputs=encoded,
+    )
+
+
+def _requested_threshold(body: InferRequest) -> float | None:
+    """The request parameter `threshold`: a probability in [0, 1] for binary classifiers."""
+    value = (body.parameters or {}).get("threshold")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise invalid("parameters.threshold", "must be a number between 0 and 1")
+    return float(value)
 
 
 def _requested_outputs(served: Served, body: InferRequest) -> set[str] | None:
@@ -326,29 +344,28 @@ def _check_values(flat: np.ndarray, datatype: str) -> None:
             raise invalid(f"inputs[0].data[{int(np.argmax(over))}]", f"out of {datatype} range")
 
 
-def _encode_outputs(outputs: Outputs) -> list[ResponseOutput]:
-    if outputs.kind == predictor.REGRESSION:
-        assert outputs.values is not None
-        return [_tensor("predictions", outputs.values)]
-    assert outputs.labels is not None
+def _encode_outputs(decoded: Decoded) -> list[ResponseOutput]:
+    if decoded.labels is None:
+        assert decoded.values is not None
+        return [_tensor("predictions", decoded.values)]
     encoded: list[ResponseOutput] = []
-    if outputs.kind == predictor.HINGE:
-        assert outputs.values is not None
-        encoded.append(_tensor("scores", outputs.values))
+    if decoded.probabilities is None:
+        assert decoded.values is not None
+        encoded.append(_tensor("scores", decoded.values))
     else:
-        assert outputs.probabilities is not None
-        probabilities = _tensor("probabilities", outputs.probabilities)
-        probabilities.parameters = {"classes": json.dumps(outputs.classes)}
+        probabilities = _tensor("probabilities", decoded.probabilities)
+        probabilities.parameters = {"classes": json.dumps(decoded.classes)}
         encoded.append(probabilities)
-    if outputs.kind != predictor.MULTILABEL:
-        encoded.append(
-            ResponseOutput(
-                name="label",
-                shape=[len(outputs.labels)],
-                datatype=_label_datatype(outputs.classes),
-                data=list(outputs.labels),
-            )
+    if decoded.multilabel:  # a list of labels per row: no tensor holds that
+        return encoded
+    encoded.append(
+        ResponseOutput(
+            name="label",
+            shape=[len(decoded.labels)],
+            datatype=_label_datatype(decoded.classes),
+            data=list(decoded.labels),
         )
+    )
     return encoded
 
 

@@ -64,8 +64,8 @@ def main() -> int:
     ).start()
     with contextlib.suppress(OSError):
         os.nice(NICE_INCREMENT)
-    status = run_training(payload["job_id"], settings, worker_id=payload["worker_id"])
-    log.info("job %s ended: %s", payload["job_id"], status)
+    outcome = run_training(payload["job_id"], settings, worker_id=payload["worker_id"])
+    log.info("job %s ended: %s", payload["job_id"], outcome)
     return 0
 
 

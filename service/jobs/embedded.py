@@ -23,15 +23,9 @@ from datetime import timedelta
 from service.config import Settings
 from service.db import Database
 from service.jobs import store
-from service.jobs.processes import (
-    BLAS_THREAD_VARIABLES,
-    KILL_AFTER_SECONDS,
-    ProcessSupervisor,
-    child_environment,
-)
+from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure
-
-__all__ = ["BLAS_THREAD_VARIABLES", "KILL_AFTER_SECONDS", "EmbeddedRunner", "child_environment"]
+from service.jobs.runner import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +47,12 @@ class EmbeddedRunner:
         self._stopping = False
         self._last_recovery = float("-inf")
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake = Wakeup()
 
     # ------------------------------------------------------------------ JobRunner
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._wake.bind()
         await asyncio.to_thread(self._recover)
         self._task = asyncio.create_task(self._supervise(), name="nns-job-supervisor")
         log.info("embedded job runner %s started", self.runner_id)
@@ -75,9 +67,7 @@ class EmbeddedRunner:
         log.info("embedded job runner %s stopped", self.runner_id)
 
     def notify(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+        self._wake.set()
 
     def process_ids(self) -> dict[str, int]:
         """Job id -> pid of its training process (for operators and tests)."""
@@ -86,15 +76,12 @@ class EmbeddedRunner:
     # ------------------------------------------------------------------ loop
 
     async def _supervise(self) -> None:
-        assert self._wake is not None
         while True:
             try:
                 await asyncio.to_thread(self._tick)
             except Exception as exc:  # keep supervising: the next tick may well succeed
                 log_step_failure("job supervisor tick failed", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+            await self._wake.wait(self.poll_seconds)
 
     def _tick(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import logging
 from service.config import Settings
 from service.db import Database
 from service.jobs import rq_queue
+from service.jobs.runner import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,10 @@ class RQRunner:
         self.connection = rq_queue.redis_connection(settings)
         self.queue = rq_queue.training_queue(settings, self.connection)
         self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._wake = Wakeup()
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._wake.bind()
         await asyncio.to_thread(self._sweep)
         self._task = asyncio.create_task(self._run(), name="nns-rq-sweeper")
         log.info("rq runner started: jobs go to queue %r for nn-service workers", self.queue.name)
@@ -48,16 +47,11 @@ class RQRunner:
             self.connection.close()
 
     def notify(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+        self._wake.set()
 
     async def _run(self) -> None:
-        assert self._wake is not None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), rq_queue.sweep_seconds(self.settings))
-            self._wake.clear()
+            await self._wake.wait(rq_queue.sweep_seconds(self.settings))
             await asyncio.to_thread(self._sweep)
 
     def _sweep(self) -> None:

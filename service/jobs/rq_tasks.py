@@ -6,8 +6,13 @@ Kept apart from service/jobs/rq_worker.py so the import path RQ stores in each m
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def train(job_id: str) -> str:
+if TYPE_CHECKING:
+    from service.jobs.outcome import JobOutcome
+
+
+def train(job_id: str) -> JobOutcome:
     """Claim and run one training job; a no-op when the job is no longer queued."""
     from service.jobs.rq_worker import current_context, run_job
 

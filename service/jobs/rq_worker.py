@@ -41,9 +41,10 @@ from rq.job import Job
 from service.config import Settings
 from service.db import Database
 from service.jobs import rq_queue, store
+from service.jobs.outcome import JobOutcome
 from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure, retry_db
-from service.models import JobStatus, TrainingJob
+from service.models import TrainingJob
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 RQ_HEARTBEAT_SECONDS = 10.0
 #: Longest pause before starting a fresh RQ worker after Redis went away.
 MAX_RESTART_PAUSE_SECONDS = 30.0
-#: What train() returns for a message whose job was not queued (nothing to do).
-SKIPPED = "skipped"
 
 
 @dataclass
@@ -158,7 +157,7 @@ class TrainingWorker(SimpleWorker):
 # ---------------------------------------------------------------------------- one job
 
 
-def run_job(context: WorkerContext, job_id: str) -> str:
+def run_job(context: WorkerContext, job_id: str) -> JobOutcome:
     """Claim `job_id` and supervise its training process to the end; returns the outcome."""
     worker_id = store.new_worker_id(context.runner_id)
     claimed = retry_db(
@@ -166,13 +165,13 @@ def run_job(context: WorkerContext, job_id: str) -> str:
     )
     if claimed is None:
         log.info("job %s is not queued (a duplicate or stale message); skipped", job_id)
-        return SKIPPED
+        return JobOutcome.SKIPPED
     supervisor = ProcessSupervisor(context.settings, context.database, concurrent_jobs=1)
     with context.running(job_id):
         if not supervisor.spawn(claimed):
-            return JobStatus.FAILED
+            return JobOutcome.FAILED
         outcome = _supervise(context, supervisor, job_id)
-    if outcome == JobStatus.QUEUED:  # released: let any worker resume it now
+    if outcome == JobOutcome.QUEUED:  # released: let any worker resume it now
         try:
             rq_queue.enqueue(context.queue, job_id)
         except redis.RedisError as exc:
@@ -181,17 +180,18 @@ def run_job(context: WorkerContext, job_id: str) -> str:
     return outcome
 
 
-def _supervise(context: WorkerContext, supervisor: ProcessSupervisor, job_id: str) -> str:
+def _supervise(context: WorkerContext, supervisor: ProcessSupervisor, job_id: str) -> JobOutcome:
     poll = min(0.5, context.settings.heartbeat_seconds)
     try:
         while True:
             try:
                 reaped = supervisor.reap()
                 if job_id in reaped:
-                    return reaped[job_id] or _status_of(context.database, job_id)
+                    status = reaped[job_id]
+                    return JobOutcome(status) if status else _status_of(context.database, job_id)
                 if context.stopping.is_set():
                     requeued = supervisor.shutdown()
-                    return JobStatus.QUEUED if requeued else "stopped"
+                    return JobOutcome.QUEUED if requeued else JobOutcome.STOPPED
                 supervisor.watch()
             except Exception as exc:  # e.g. the database is away: the child keeps training
                 log_step_failure(f"job {job_id}: supervision step failed", exc)
@@ -212,10 +212,10 @@ def _wait_for_exit(supervisor: ProcessSupervisor, job_id: str, seconds: float) -
         child.process.wait(timeout=seconds)
 
 
-def _status_of(database: Database, job_id: str) -> str:
+def _status_of(database: Database, job_id: str) -> JobOutcome:
     with database.session() as session:
         job = session.get(TrainingJob, job_id)
-        return str(job.status) if job is not None else "gone"
+        return JobOutcome(job.status) if job is not None else JobOutcome.GONE
 
 
 # ---------------------------------------------------------------------------- the process

@@ -36,6 +36,7 @@ from service.jobs import store
 from service.jobs.data import load_job_data
 from service.jobs.evaluate import final_metrics, json_safe
 from service.jobs.heartbeat import Heartbeat
+from service.jobs.outcome import JobOutcome
 from service.jobs.registry import LostOwnership, register_version
 from service.jobs.retry import is_transient, retry_db
 from service.models import Checkpoint as CheckpointRow
@@ -43,12 +44,10 @@ from service.models import JobStatus, MetricPoint, TrainingJob, utcnow
 
 log = logging.getLogger(__name__)
 
-#: What run_training returns when the job was not (or no longer) this worker's to run.
-NOT_OWNED = "not_owned"
 
-
-def run_training(job_id: str, settings: Settings, *, worker_id: str | None = None) -> str:
-    """Train the claimed job `job_id` to its end; returns the status it ended in.
+def run_training(job_id: str, settings: Settings, *, worker_id: str | None = None) -> JobOutcome:
+    """Train the claimed job `job_id` to its end; returns the status it ended in (NOT_OWNED
+    when the job was not, or no longer, this worker's to run).
 
     `worker_id` is the claim's fencing token (default: whatever the row holds now, for a
     caller that has just claimed it). Builds its own database engine and disposes of it at
@@ -135,7 +134,7 @@ class _TrainingRun:
         self.worker_id = worker_id
         self.total_epochs = 0
 
-    def execute(self) -> str:
+    def execute(self) -> JobOutcome:
         started = retry_db(self._start, f"job {self.job_id}: start")
         if not isinstance(started, _Start):
             return started
@@ -147,7 +146,7 @@ class _TrainingRun:
                 return self._train(started, heartbeat)
         except LostOwnership:
             log.warning("job %s: lost ownership to another worker; stopped", self.job_id)
-            return NOT_OWNED
+            return JobOutcome.NOT_OWNED
         except BaseException as exc:
             if isinstance(exc, DBAPIError) and is_transient(exc):
                 # The database stayed out of reach through every retry: leave the job as it
@@ -163,11 +162,11 @@ class _TrainingRun:
             self._finish_quietly(worker_id, JobStatus.FAILED, reason)
             if not isinstance(exc, Exception):
                 raise
-            return JobStatus.FAILED
+            return JobOutcome.FAILED
 
     # ------------------------------------------------------------------ start
 
-    def _start(self) -> _Start | str:
+    def _start(self) -> _Start | JobOutcome:
         """Check ownership; pick the checkpoint to resume from and trim history after it."""
         with self.database.write_session() as session:
             job = session.scalar(
@@ -175,14 +174,14 @@ class _TrainingRun:
             )
             if job is None:
                 log.warning("job %s does not exist", self.job_id)
-                return NOT_OWNED
+                return JobOutcome.NOT_OWNED
             worker_id = self.worker_id or job.worker_id
             if job.status not in store.LIVE_STATUSES or not worker_id or job.worker_id != worker_id:
                 log.warning("job %s is %s and not claimed by %s", job.id, job.status, worker_id)
-                return NOT_OWNED
+                return JobOutcome.NOT_OWNED
             if job.cancel_requested:
                 store.finish(session, job.id, worker_id, JobStatus.CANCELLED)
-                return JobStatus.CANCELLED
+                return JobOutcome.CANCELLED
             row = session.execute(
                 select(CheckpointRow.id, CheckpointRow.epoch)
                 .where(CheckpointRow.job_id == job.id)
@@ -228,7 +227,7 @@ class _TrainingRun:
 
     # ------------------------------------------------------------------ train
 
-    def _train(self, start: _Start, heartbeat: Heartbeat) -> str:
+    def _train(self, start: _Start, heartbeat: Heartbeat) -> JobOutcome:
         job, worker_id = start.job, start.worker_id
         data = retry_db(
             lambda: load_job_data(self.database, self.settings, job),
@@ -250,10 +249,10 @@ class _TrainingRun:
         reason = trainer.stop_reason
         if reason == CANCELLED:
             self._finish(worker_id, JobStatus.CANCELLED)
-            return JobStatus.CANCELLED
+            return JobOutcome.CANCELLED
         if reason in (NON_FINITE_LOSS, NON_FINITE_WEIGHTS):
             self._finish(worker_id, JobStatus.FAILED, divergence_reason(reason, trainer.epoch))
-            return JobStatus.FAILED
+            return JobOutcome.FAILED
         metrics = final_metrics(
             trainer,
             data.X_test,
@@ -263,7 +262,7 @@ class _TrainingRun:
         )
         self._register(job, worker_id, metrics, save_model(trainer.model))
         log.info("job %s succeeded after %d epochs (%s)", job.id, trainer.epoch, reason)
-        return JobStatus.SUCCEEDED
+        return JobOutcome.SUCCEEDED
 
     def _register(
         self, job: TrainingJob, worker_id: str, metrics: dict[str, Any], weights: bytes

@@ -7,6 +7,8 @@ view of the world from it (after a restart, a lost queue message, a dead worker)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Protocol
 
@@ -27,6 +29,32 @@ class JobRunner(Protocol):
 
     def notify(self) -> None:
         """A job was submitted or cancelled: look at the queue now (safe from any thread)."""
+
+
+class Wakeup:
+    """Wakes a runner's loop early from any thread: notify() comes from request handlers,
+    which may run in the thread pool, and an asyncio.Event may only be set on its loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def bind(self) -> None:
+        """Attach to the running loop (from the runner's start())."""
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, seconds: float) -> None:
+        """Until set() is called or `seconds` pass, whichever comes first."""
+        assert self._event is not None, "bind() first"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), seconds)
+        self._event.clear()
 
 
 def make_runner(settings: Settings, database: Database) -> JobRunner | None:

@@ -20,9 +20,8 @@ from nn_core.spec import normalize_spec
 from service.config import Settings
 from service.datasets_store import find_upload, is_catalog_name, is_synthetic_name, not_found
 from service.db import Database
-from service.errors import RateLimited, Unprocessable
+from service.errors import RateLimited, invalid
 from service.models import JobStatus, TrainingJob
-from service.schemas.errors import ErrorDetail
 from service.schemas.jobs import JobSubmit
 
 # Bounds on the shape of a submitted spec, far above any sensible network, far below harm.
@@ -36,10 +35,6 @@ ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING
 _PG_SUBMIT_LOCK = 0x6E6E735F6A6F62  # "nns_job": serializes one owner's submissions on Postgres
 
 
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(f"{field}: {message}", details=[ErrorDetail(field=field, message=message)])
-
-
 def check_spec_shape(spec: dict[str, Any]) -> None:
     """Refuse specs too deep, too big, or with too many layers or units, naming the field."""
     nodes = 0
@@ -48,9 +43,9 @@ def check_spec_shape(spec: dict[str, Any]) -> None:
         nonlocal nodes
         nodes += 1
         if nodes > MAX_SPEC_NODES:
-            raise _invalid("spec", f"has more than {MAX_SPEC_NODES} values")
+            raise invalid("spec", f"has more than {MAX_SPEC_NODES} values")
         if depth > MAX_SPEC_DEPTH:
-            raise _invalid(path, f"is nested deeper than {MAX_SPEC_DEPTH} levels")
+            raise invalid(path, f"is nested deeper than {MAX_SPEC_DEPTH} levels")
         if isinstance(value, dict):
             for key, item in value.items():
                 walk(item, f"{path}.{key}", depth + 1)
@@ -62,15 +57,15 @@ def check_spec_shape(spec: dict[str, Any]) -> None:
     layers = spec.get("layers")
     if isinstance(layers, list):
         if len(layers) > MAX_LAYERS:
-            raise _invalid("spec.layers", f"has {len(layers)} layers; at most {MAX_LAYERS}")
+            raise invalid("spec.layers", f"has {len(layers)} layers; at most {MAX_LAYERS}")
         for i, layer in enumerate(layers):
             units = layer.get("units") if isinstance(layer, dict) else None
             if isinstance(units, int) and not isinstance(units, bool) and units > MAX_UNITS:
-                raise _invalid(f"spec.layers[{i}].units", f"is {units}; at most {MAX_UNITS}")
+                raise invalid(f"spec.layers[{i}].units", f"is {units}; at most {MAX_UNITS}")
     preprocess = spec.get("preprocess")
     if isinstance(preprocess, list) and len(preprocess) > MAX_PREPROCESS:
         count = len(preprocess)
-        raise _invalid("spec.preprocess", f"has {count} transforms; at most {MAX_PREPROCESS}")
+        raise invalid("spec.preprocess", f"has {count} transforms; at most {MAX_PREPROCESS}")
 
 
 def base_spec(body: JobSubmit) -> dict[str, Any]:
@@ -81,7 +76,7 @@ def base_spec(body: JobSubmit) -> dict[str, Any]:
         return preset_spec(body.spec, "spec")
     except SpecError as exc:
         detail = exc.message.removeprefix("spec: ")
-        raise _invalid("spec", detail) from None
+        raise invalid("spec", detail) from None
 
 
 def resolve_spec(body: JobSubmit) -> tuple[dict[str, Any], dict[str, str]]:
@@ -102,7 +97,7 @@ def resolve_spec(body: JobSubmit) -> tuple[dict[str, Any], dict[str, str]]:
         if training is None:
             training = spec["training"] = {}
         if not isinstance(training, dict):
-            raise _invalid("spec.training", "must be an object")
+            raise invalid("spec.training", "must be an object")
         training[key] = value
         origin[f"training.{key}"] = key
     if body.learning_rate is not None:
@@ -110,7 +105,7 @@ def resolve_spec(body: JobSubmit) -> tuple[dict[str, Any], dict[str, str]]:
         if isinstance(optimizer, str):
             optimizer = {"name": optimizer}
         if not isinstance(optimizer, dict):
-            raise _invalid("spec.optimizer", "must be an object")
+            raise invalid("spec.optimizer", "must be an object")
         spec["optimizer"] = {**optimizer, "lr": body.learning_rate}
         origin["optimizer.lr"] = "learning_rate"
     return spec, origin
@@ -127,13 +122,11 @@ def normalize(body: JobSubmit, settings: Settings) -> dict[str, Any]:
         field = origin.get(exc.field, f"spec.{exc.field}" if exc.field else "spec")
         prefix = f"{exc.field}: "
         detail = exc.message.removeprefix(prefix)
-        raise Unprocessable(
-            f"{field}: {detail}", details=[ErrorDetail(field=field, message=detail)]
-        ) from None
+        raise invalid(field, detail) from None
     epochs = int(normalized["training"]["epochs"])
     if epochs > settings.max_epochs:
         field = origin.get("training.epochs", "spec.training.epochs")
-        raise _invalid(field, f"is {epochs}; this server allows at most {settings.max_epochs}")
+        raise invalid(field, f"is {epochs}; this server allows at most {settings.max_epochs}")
     return normalized
 
 
@@ -156,7 +149,7 @@ def check_generator_options(body: JobSubmit, dataset_id: str | None) -> None:
         if getattr(body, field) is None:
             continue
         if dataset_id is not None or not is_synthetic_name(body.dataset):
-            raise _invalid(field, f"only applies to the synthetic datasets, not {body.dataset!r}")
+            raise invalid(field, f"only applies to the synthetic datasets, not {body.dataset!r}")
 
 
 def hyperparameters(body: JobSubmit) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from service.db import Database
 from service.errors import NotFound
 from service.models import JobStatus, MetricPoint, Model, ModelVersion, TrainingJob
-from service.schemas.errors import ErrorDetail
 from service.schemas.jobs import (
     EpochMetrics,
     JobLinks,
@@ -28,10 +27,7 @@ JOBS_PATH = "/v1/jobs"
 
 
 def job_not_found(job_id: str) -> NotFound:
-    return NotFound(
-        f"job {job_id[:60]!r} not found",
-        details=[ErrorDetail(field="job_id", message="no such job")],
-    )
+    return NotFound.for_field("job_id", "no such job", summary=f"job {job_id[:60]!r} not found")
 
 
 def get_owned_job(session: Session, owner: str, job_id: str) -> TrainingJob:

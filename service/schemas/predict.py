@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.types import VersionNumber
+from service.schemas.types import Threshold, VersionNumber
 
 ClassLabel = int | str
 
@@ -25,6 +25,11 @@ class PredictRequest(BaseModel):
     )
     version: VersionNumber | None = None
     alias: str | None = Field(default=None, min_length=1, max_length=64, examples=["production"])
+    threshold: Threshold | None = Field(
+        default=None,
+        description="Binary classifiers: answer the positive class at or above this "
+        "probability; default: the version's threshold, else 0.5",
+    )
 
 
 class Prediction(BaseModel):
@@ -45,3 +50,6 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
     model: str
     version: int
+    threshold: float | None = Field(
+        default=None, description="The threshold a binary classifier's labels were decided by"
+    )

@@ -26,3 +26,7 @@ VersionNumber = Annotated[
     Field(strict=True, ge=1, le=2**31 - 1),
     WHOLE,
 ]
+
+#: A decision threshold: the probability at or above which a binary classifier answers the
+#: positive class.
+Threshold = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]

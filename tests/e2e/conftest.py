@@ -2,7 +2,7 @@
 
 Without /usr/bin/chromium or the playwright package these skip with a reason; with
 NNS_TEST_REQUIRE_SERVICES=1 (set by .ci/run) that is a failure instead, as in
-tests/conftest.py. Playwright's own browser downloads are never used (no `playwright
+tests/environment.py. Playwright's own browser downloads are never used (no `playwright
 install`). With NNS_SCREENSHOTS=<dir> the tests save a PNG of each view there
 (docs/screenshots/ holds the committed ones).
 """
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e_helpers import Server
+from environment import missing
 from server_process import ServerProcess
+from shared_data import SMS_SPAM, SMS_SPAM_MISSING
 
 CHROMIUM = Path(os.environ.get("NNS_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -32,25 +33,15 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _services_required() -> bool:
-    return os.environ.get("NNS_TEST_REQUIRE_SERVICES", "") not in ("", "0", "false")
-
-
-def _missing(message: str) -> None:
-    if _services_required():
-        pytest.fail(f"{message} (NNS_TEST_REQUIRE_SERVICES is set)")
-    pytest.skip(f"{message}; set NNS_TEST_REQUIRE_SERVICES=1 to make this a failure")
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium per test module. Not per session: Playwright's sync API keeps an
     asyncio loop running in this thread while it is started, which would break the anyio
     tests that run after these in the same session."""
     if importlib.util.find_spec("playwright") is None:
-        _missing("the playwright package is not installed (pip install -e '.[dev]')")
+        missing("the playwright package is not installed (pip install -e '.[dev]')")
     if not CHROMIUM.is_file():
-        _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+        missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -96,10 +87,7 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def sms_spam_path() -> Path:
-    """The team's shared SMS Spam copy (never committed); skips or fails without it."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from shared_data import SMS_SPAM
-
+    """The SMS Spam Collection (never committed, see shared_data); skips or fails without it."""
     if not SMS_SPAM.is_file():
-        _missing(f"the SMS Spam collection is not at {SMS_SPAM}")
+        missing(SMS_SPAM_MISSING)
     return SMS_SPAM

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from e2e_helpers import Server, screenshot
+from waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -62,7 +63,9 @@ def test_playground_trains_and_draws_curve_and_boundary(page: Any, server: Serve
     page.wait_for_selector("#pg-badge.succeeded")
     assert points(page, "#pg-loss") == 60  # train and validation loss for all 30 epochs
     assert "epoch 30 / 30" in page.inner_text("#pg-epoch")
-    page.wait_for_timeout(500)  # the progress bar's CSS transition
+    # The progress bar's CSS transition to its full width has ended (getAnimations() counts
+    # the transitions still running, after applying any pending style change).
+    page.wait_for_function("document.querySelector('#pg-bar').getAnimations().length === 0")
     screenshot(page, "playground")
 
 
@@ -111,11 +114,14 @@ def test_models_versions_aliases_and_compare(page: Any, server: Server) -> None:
     for epochs in (8, 16):
         job = submit(server, "xor-models", xor_spec(epochs=epochs))
         with server.client() as http:
-            while http.get(f"/v1/jobs/{job['id']}").json()["status"] not in (
-                "succeeded",
-                "failed",
-            ):
-                page.wait_for_timeout(200)
+            wait_until(
+                lambda: (
+                    http.get(f"/v1/jobs/{job['id']}").json()["status"]  # noqa: B023
+                    in ("succeeded", "failed")
+                ),
+                60,
+                f"job {job['id']} to finish",
+            )
 
     page.goto(f"{server.base}/#/models")
     page.click("a[href='#/models/xor-models']")

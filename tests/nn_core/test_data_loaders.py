@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_data import SMS_SPAM
+from shared_data import SMS_SPAM, SMS_SPAM_MISSING
 
 from nn_core.datasets.loaders import load_csv, load_npz, load_text_labels
 from nn_core.errors import DataError
@@ -174,7 +174,7 @@ def test_text_labels_errors() -> None:
     _error(lambda: load_text_labels(b"label\ttext\n"), "file", "no 'label<TAB>text' lines")
 
 
-@pytest.mark.skipif(not SMS.is_file(), reason="shared SMS Spam Collection copy not present")
+@pytest.mark.skipif(not SMS.is_file(), reason=SMS_SPAM_MISSING)
 def test_reads_the_sms_spam_collection() -> None:
     texts, labels = load_text_labels(SMS)
     assert len(texts) == 5574

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dataset_server import FileServer, closed_port_url, serve_files
-from shared_data import SMS_SPAM
+from shared_data import FASHION_MISSING, SMS_SPAM, SMS_SPAM_MISSING
 
 from nn_core.datasets.catalog import (
     CATALOG,
@@ -209,7 +209,7 @@ def test_idx_dataset_with_inconsistent_files_is_a_data_error(
 @pytest.fixture
 def sms_cache(tmp_path: Path) -> Path:
     if not SMS_COPY.is_file():
-        pytest.skip(f"shared SMS Spam Collection copy not found at {SMS_COPY}")
+        pytest.skip(SMS_SPAM_MISSING)
     (tmp_path / "sms-spam").mkdir()
     shutil.copy(SMS_COPY, tmp_path / "sms-spam" / "SMSSpamCollection")
     return tmp_path
@@ -260,7 +260,7 @@ def test_stratified_split_keeps_class_ratios() -> None:
 
 @pytest.mark.skipif(
     not Path(FASHION_SYSTEM_DIR).is_dir(),
-    reason="Debian package dataset-fashion-mnist is not installed (apt-get install it)",
+    reason=FASHION_MISSING,
 )
 def test_fashion_mnist_from_the_system_package(tmp_path: Path) -> None:
     data = load_dataset("fashion-mnist", tmp_path, download=False)

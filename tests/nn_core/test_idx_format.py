@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared_data import FASHION_MISSING
 
 from nn_core.datasets.idx import TYPES, encode_idx, read_idx, write_idx
 from nn_core.errors import DataError
@@ -96,9 +97,7 @@ def test_writer_refuses_types_idx_cannot_hold() -> None:
         encode_idx(np.zeros((), dtype=np.uint8))
 
 
-@pytest.mark.skipif(
-    not FASHION.is_dir(), reason="Debian package dataset-fashion-mnist not installed"
-)
+@pytest.mark.skipif(not FASHION.is_dir(), reason=FASHION_MISSING)
 def test_reads_real_fashion_mnist_labels() -> None:
     labels = read_idx(FASHION / "t10k-labels-idx1-ubyte.gz")
     assert labels.shape == (10000,)

@@ -101,19 +101,6 @@ def owner_pid(database: Database, job_id: str) -> int | None:
     return int(worker_id.split(":")[1])
 
 
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie counts as dead (it waits for its parent to reap it).
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 class RedisServer:
     """A private redis-server on a free port: restartable and flushable without touching the
     machine's shared Redis. No persistence, like a Redis that loses everything on restart."""

@@ -12,7 +12,7 @@ from nn_core.serialize import save_model
 from nn_core.spec import build_model
 from nn_core.training import train
 from service.db import Database
-from service.models import Model, ModelVersion, TrainingJob
+from service.models import TrainingJob
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 10, dtype=np.float32)
 XOR_Y = np.array(["no", "yes", "yes", "no"] * 10)
@@ -56,6 +56,23 @@ def spam_model_file() -> bytes:
 
 
 @cache
+def binary_model_file() -> bytes:
+    """One sigmoid unit over two numbers: "yes" where x0 > x1, else "no"."""
+    model = build_model(
+        {
+            "input_dim": 2,
+            "layers": [{"type": "dense", "units": 1, "activation": "sigmoid"}],
+            "loss": "binary_crossentropy",
+            "optimizer": {"name": "adam", "lr": 0.1},
+            "training": {"epochs": 50, "batch_size": 8, "seed": 0},
+        }
+    )
+    x = np.random.default_rng(0).uniform(-1, 1, size=(64, 2)).astype(np.float32)
+    train(model, x, np.where(x[:, 0] > x[:, 1], "yes", "no"))
+    return save_model(model)
+
+
+@cache
 def regression_model_file() -> bytes:
     """y = 2x + 1, one input, one output."""
     model = build_model(
@@ -80,35 +97,25 @@ def db(app: FastAPI) -> Database:
 def register_job_version(
     app: FastAPI, owner: str, name: str, weights: bytes, metrics: dict[str, object]
 ) -> int:
-    """Register a version the way a succeeded training job does (rows written directly)."""
-    from sqlalchemy import func, select
-
+    """Register a version the way a succeeded training job does."""
     from nn_core.serialize import load_model
     from nn_core.spec import model_to_spec
+    from service.registry.writes import add_version
 
     spec = model_to_spec(load_model(weights))
     with db(app).write_session() as session:
-        model = session.scalar(select(Model).where(Model.owner == owner, Model.name == name))
-        if model is None:
-            model = Model(owner=owner, name=name)
-            session.add(model)
-            session.flush()
         job = TrainingJob(owner=owner, spec=spec, model_name=name, status="succeeded")
         session.add(job)
         session.flush()
-        latest = session.scalar(
-            select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)
-        )
-        version = ModelVersion(
-            model_id=model.id,
-            version=(latest or 0) + 1,
+        version = add_version(
+            session,
+            owner=owner,
+            name=name,
             spec=spec,
             metrics=metrics,
             weights=weights,
             job_id=job.id,
         )
-        session.add(version)
-        session.flush()
         return version.version
 
 

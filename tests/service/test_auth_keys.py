@@ -11,11 +11,11 @@ from service_helpers import bearer
 from sqlalchemy import select
 
 from service import auth
+from service.api.errors import ERROR_RESPONSES
 from service.app import create_app
 from service.auth import AdminDep
 from service.config import Settings
 from service.db import Database
-from service.errors import ERROR_RESPONSES
 from service.models import ApiKey
 
 pytestmark = pytest.mark.anyio

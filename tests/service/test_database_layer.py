@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +17,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from service import db, migrate
 from service.db import Database
 from service.models import JobStatus, TrainingJob
+
+#: The layer over each backend's locking and types: every `database_url` test runs on both.
+pytestmark = pytest.mark.both_backends
 
 
 def _database(url: str, tmp_path: Path, **overrides: object) -> Database:
@@ -270,31 +272,41 @@ async def test_read_waits_in_a_thread_while_the_file_is_locked(
     blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
     blocker.execute("BEGIN EXCLUSIVE")
     blocker.execute("DELETE FROM training_jobs")
-    loop_ticks = 0
-
-    async def tick() -> None:
-        nonlocal loop_ticks
-        while True:
-            loop_ticks += 1
-            await anyio.sleep(0.01)
+    # What happened, in order. The lock is released only once the loop has run something
+    # else while the read waited (or, should the loop be frozen, after a safety deadline,
+    # which leaves the order wrong and fails the test instead of hanging it).
+    events: list[str] = []
+    loop_ran = threading.Event()
+    read_started = anyio.Event()
 
     def release() -> None:
-        time.sleep(1.0)
+        loop_ran.wait(timeout=30)
+        events.append("lock released")
         blocker.execute("COMMIT")
         blocker.close()
 
+    async def read() -> int:
+        read_started.set()
+        # Runs on the loop up to its first await: the attempt on the locked file.
+        value: int = await database.read(lambda c: c.execute(text("SELECT 42")).scalar_one())
+        events.append("read returned")
+        return value
+
+    async def meanwhile() -> None:
+        await read_started.wait()  # wakes only when the read task has left the loop
+        events.append("loop ran while the read waited")
+        loop_ran.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
     try:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(tick)
-            releaser = threading.Thread(target=release)
-            releaser.start()
-            started = time.monotonic()
-            value = await database.read(lambda c: c.execute(text("SELECT 42")).scalar_one())
-            waited = time.monotonic() - started
-            tasks.cancel_scope.cancel()
-        releaser.join()
-        assert value == 42
-        assert waited >= 0.9  # it did wait for the lock...
-        assert loop_ticks >= 40  # ...while the loop went on (at 10 ms a tick)
+            tasks.start_soon(meanwhile)
+            value = await read()
     finally:
+        loop_ran.set()
+        releaser.join()
         database.dispose()
+    assert value == 42
+    # The loop went on while the read waited, and the read did wait for the lock.
+    assert events == ["loop ran while the read waited", "lock released", "read returned"]

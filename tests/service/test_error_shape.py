@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from service_helpers import bearer
 
+from service.api.errors import ERROR_RESPONSES
 from service.app import create_app
 from service.config import Settings
-from service.errors import ERROR_RESPONSES, Conflict
+from service.errors import Conflict
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import numpy as np
 import pytest
 from jobs_helpers import auth, slow_spec, wait_for_job_sync
 from server_process import NN_SERVICE, ServerProcess
+from waiting import wait_until
 
 from nn_core.serialize import load_model
 
@@ -39,23 +39,6 @@ pytestmark = pytest.mark.slow
 KILLS = 20
 EPOCHS = 24
 TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def _training_pids(server_pid: int) -> list[int]:
-    """The server's `python -m service.jobs.child` processes."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == server_pid and b"service.jobs.child" in cmdline:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _submit(server: ServerProcess, name: str) -> str:
@@ -73,6 +56,24 @@ def _jobs(server: ServerProcess) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     items: list[dict[str, Any]] = response.json()["items"]
     return items
+
+
+def _train_a_little(server: ServerProcess, epochs: int) -> None:
+    """Wait until the jobs have trained `epochs` more epochs between them (or fewer than two
+    are left training, when the caller submits another)."""
+
+    def progress() -> tuple[int, int]:
+        jobs = _jobs(server)
+        active = sum(j["status"] not in TERMINAL for j in jobs)
+        return sum(j["progress"]["epoch"] for j in jobs), active
+
+    start, _ = progress()
+
+    def trained() -> bool:
+        done, active = progress()
+        return done >= start + epochs or active < 2
+
+    wait_until(trained, 60, f"{epochs} more epochs of training")
 
 
 def _history(server: ServerProcess, job_id: str) -> list[int]:
@@ -115,12 +116,11 @@ def test_random_kill_9s_lose_nothing(tmp_path: Path) -> None:
     try:
         submitted += [_submit(server, f"chaos{i}") for i in range(3)]
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.3, 1.6))
+            _train_a_little(server, rng.randint(2, 10))  # a random point mid-training
             active = [j for j in _jobs(server) if j["status"] not in TERMINAL]
             if len(active) < 2:
                 submitted.append(_submit(server, f"chaos{len(submitted)}"))
-            assert server.process is not None
-            children = _training_pids(server.process.pid)
+            children = server.training_pids()
             if children and rng.random() < 0.6:
                 victim = rng.choice(children)
                 with contextlib.suppress(ProcessLookupError):

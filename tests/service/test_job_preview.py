@@ -35,6 +35,16 @@ async def test_running_job_predicts_from_its_checkpoint_then_409_when_done(
     for prediction in preview["predictions"]:
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
+    assert preview["threshold"] == 0.5  # a checkpoint is not a version: 0.5 unless asked
+    classes = list(preview["predictions"][0]["probabilities"])
+    for threshold, expected in ((0.0, classes[1]), (1.0, classes[0])):
+        cut = await admin_client.post(
+            f"/v1/jobs/{job['id']}/predict", json={"instances": GRID, "threshold": threshold}
+        )
+        assert cut.status_code == 200, cut.text
+        assert cut.json()["threshold"] == threshold
+        assert [str(p["label"]) for p in cut.json()["predictions"]] == [expected] * len(GRID)
+
     bad = await admin_client.post(f"/v1/jobs/{job['id']}/predict", json={"instances": [[1.0]]})
     assert bad.status_code == 422
 

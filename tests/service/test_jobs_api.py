@@ -6,8 +6,6 @@ real subprocesses started by the app's runner.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from jobs_helpers import job_settings, parse_events, slow_spec, wait_for_job, xo
 from service_helpers import bearer
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
+from waiting import until
 
 from nn_core.serialize import load_model
 from service import auth
@@ -185,10 +184,7 @@ async def test_cancel_running_job(app: FastAPI, admin_client: httpx.AsyncClient)
     again = await admin_client.post(f"/v1/jobs/{job['id']}/cancel")
     assert again.status_code == 200 and again.json() == done
     # Its process is gone (reaped by the runner's next tick).
-    deadline = time.monotonic() + 10
-    while app.state.runner.process_ids():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await until(lambda: not app.state.runner.process_ids(), 10, "the runner to reap the process")
 
 
 async def test_diverging_job_fails_with_a_reason(admin_client: httpx.AsyncClient) -> None:
@@ -279,6 +275,7 @@ async def test_deep_spec_is_refused(idle_client: httpx.AsyncClient) -> None:
     assert _field(response).startswith("spec.training.early_stopping.x")
 
 
+@pytest.mark.both_backends  # Postgres serializes concurrent submissions with an advisory lock
 async def test_per_key_job_limit(idle_client: httpx.AsyncClient, settings: Settings) -> None:
     for _ in range(settings.max_jobs_per_key):
         await _submit(idle_client)

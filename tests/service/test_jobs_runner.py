@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +23,8 @@ from fastapi import FastAPI
 from jobs_helpers import job_settings, slow_spec, wait_for_job, xor_spec
 from service_helpers import bearer
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from waiting import ProcessWatch, process_alive, until
 
 from nn_core.datasets.catalog import load_dataset
 from nn_core.spec import build_model
@@ -31,7 +33,8 @@ from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.jobs import processes, store
-from service.jobs.run import NOT_OWNED, run_training
+from service.jobs.outcome import JobOutcome
+from service.jobs.run import run_training
 from service.models import JobStatus, MetricPoint, TrainingJob, utcnow
 
 pytestmark = pytest.mark.anyio
@@ -84,11 +87,9 @@ def _history(database: Database, job_id: str) -> list[dict[str, Any]]:
 
 
 async def _pid_of(app: FastAPI, job_id: str) -> int:
-    deadline = time.monotonic() + 20
-    while job_id not in app.state.runner.process_ids():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    pid: int = app.state.runner.process_ids()[job_id]
+    pid: int = await until(
+        lambda: app.state.runner.process_ids().get(job_id), 20, f"job {job_id}'s process"
+    )
     return pid
 
 
@@ -104,11 +105,39 @@ async def _signal_mid_job(
     return job_id, pid
 
 
-async def _until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+async def _freeze_between_writes(app: FastAPI, job_id: str, pid: int) -> None:
+    """SIGSTOP the training process at a moment it holds no lock on the job's row (SQLite's
+    write lock, Postgres's row lock): frozen inside its epoch's write, it would make every
+    other writer wait (a case the lease test covers), not show how cancel escalates."""
+    database: Database = app.state.db
+    for _ in range(100):
+        os.kill(pid, signal.SIGSTOP)
+        if _row_is_free(database, job_id):
+            return
+        os.kill(pid, signal.SIGCONT)
+        await asyncio.sleep(0.02)
+    raise AssertionError("the training process always held the job's lock")
+
+
+def _row_is_free(database: Database, job_id: str) -> bool:
+    if database.is_sqlite:
+        connection = sqlite3.connect(database.engine.url.database or "", timeout=0.05)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+    with database.engine.connect() as connection:
+        query = select(TrainingJob.id).where(TrainingJob.id == job_id)
+        try:
+            connection.execute(query.with_for_update(nowait=True))
+            return True
+        except OperationalError:
+            return False
+        finally:
+            connection.rollback()
 
 
 @pytest.mark.slow
@@ -161,12 +190,17 @@ async def test_timeout_fails_the_job(database_url: str, tmp_path: Path) -> None:
     settings = job_settings(database_url, tmp_path / "data", job_timeout_seconds=2.0)
     async with running_app(settings) as (app, client):
         job_id = await _submit(client, slow_spec(epochs=300))
+        pid = await _pid_of(app, job_id)
         done = await wait_for_job(client, job_id, _done)
         assert done["status"] == "failed"
         assert "timed out after 2 seconds" in done["failure_reason"]
-        await _until(lambda: not app.state.runner.process_ids())
+        await until(lambda: not app.state.runner.process_ids(), 20, "the runner to let go")
+        await until(lambda: not process_alive(pid), 20, "the training process to exit")
+        # The only process that could write the job's epochs is gone: no more epochs appear,
+        # and it stopped short of the 300 epochs.
         history = _epochs(app.state.db, job_id)
-        await asyncio.sleep(1.0)  # the process is gone: no more epochs appear
+        assert history == list(range(1, len(history) + 1)) and len(history) < 300
+        assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "failed"
         assert _epochs(app.state.db, job_id) == history
 
 
@@ -177,13 +211,19 @@ async def test_unresponsive_process_is_terminated_then_killed(
     pending while it is stopped, so only the final SIGKILL ends it."""
     settings = job_settings(database_url, tmp_path / "data", cancel_grace_seconds=0.5)
     async with running_app(settings) as (app, client):
-        job_id, _ = await _signal_mid_job(app, client, slow_spec(epochs=300), 1, signal.SIGSTOP)
-        started = time.monotonic()
-        cancel = await client.post(f"/v1/jobs/{job_id}/cancel")
-        assert cancel.json()["status"] == "cancelling"
-        done = await wait_for_job(client, job_id, _done, timeout=20)
-        assert done["status"] == "cancelled"
-        assert time.monotonic() - started >= 2.0  # grace, then SIGTERM, then KILL_AFTER
+        job_id = await _submit(client, slow_spec(epochs=300))
+        pid = await _pid_of(app, job_id)
+        await wait_for_job(client, job_id, lambda j: j["progress"]["epoch"] >= 1)
+        await _freeze_between_writes(app, job_id, pid)
+        with ProcessWatch(pid) as watch:
+            cancel = await client.post(f"/v1/jobs/{job_id}/cancel")
+            assert cancel.json()["status"] == "cancelling", cancel.text
+            done = await wait_for_job(client, job_id, _done, timeout=20)
+            assert done["status"] == "cancelled"
+            await until(lambda: watch.states[-1:] == ["gone"], 20, "the process to end")
+        # Frozen through the grace period; then SIGTERM, which stays pending on the stopped
+        # process (it lives on); then it is gone: only SIGKILL ends a stopped process.
+        assert watch.states[-3:] == ["stopped", "stopped, SIGTERM pending", "gone"], watch.states
 
 
 async def test_frozen_process_is_killed_when_its_lease_expires_and_the_job_resumes(
@@ -282,6 +322,7 @@ async def test_shutdown_requeues_running_jobs_without_using_an_attempt(
         database.dispose()
 
 
+@pytest.mark.both_backends  # claims: BEGIN IMMEDIATE on SQLite, FOR UPDATE SKIP LOCKED on Postgres
 def test_run_training_leaves_a_job_it_does_not_own_alone(database_url: str, tmp_path: Path) -> None:
     settings = job_settings(database_url, tmp_path / "data")
 
@@ -295,13 +336,15 @@ def test_run_training_leaves_a_job_it_does_not_own_alone(database_url: str, tmp_
         claimed = store.claim_jobs(database, "runner-a", 1, 5)
         assert [c.job_id for c in claimed] == [job_id]
         assert not store.claim_job(database, job_id, "runner-b:x")  # already running
-        assert run_training(job_id, settings, worker_id="someone-else") == NOT_OWNED
+        assert run_training(job_id, settings, worker_id="someone-else") == JobOutcome.NOT_OWNED
         assert _epochs(database, job_id) == []
         # The rightful owner runs it in this very process.
         assert run_training(job_id, settings, worker_id=claimed[0].worker_id) == "succeeded"
         assert _epochs(database, job_id) == [1, 2]
         # A second call finds it finished and does nothing.
-        assert run_training(job_id, settings, worker_id=claimed[0].worker_id) == NOT_OWNED
+        assert (
+            run_training(job_id, settings, worker_id=claimed[0].worker_id) == JobOutcome.NOT_OWNED
+        )
         stale = store.recover_abandoned(database, timedelta(seconds=0), 3, exclude=set())
         assert stale == []
     finally:

@@ -16,10 +16,13 @@ import httpx
 import pytest
 from jobs_helpers import auth, slow_spec, wait_for_job_sync, xor_spec
 from server_process import ServerProcess
+from service_helpers import make_settings
 from serving_helpers import xor_model_file
 
 from nn_core.serialize import save_model
 from nn_core.spec import build_model
+from service import auth as keys
+from service.db import Database
 
 LIMITS = {
     "max_body_bytes": 20_000,
@@ -29,7 +32,9 @@ LIMITS = {
     "max_jobs_per_key": 2,
     "max_concurrent_jobs": 1,
     "predict_rate_limit": 3,
-    "job_timeout_seconds": 2,
+    # Long enough for a 2-epoch job on a busy machine (starting its process alone can take
+    # 2 s), far too short for slow_spec(epochs=300).
+    "job_timeout_seconds": 6,
 }
 
 
@@ -43,9 +48,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _key(server: ServerProcess, owner: str) -> dict[str, str]:
-    created = server.run_cli("keys", "create", "--owner", owner)
-    assert created.returncode == 0, created.stderr
-    return auth(created.stdout.strip())
+    """A new key of `owner`, written to the server's database by this process (the CLI that
+    does the same is tested in test_keys_cli.py; a subprocess per key costs seconds here)."""
+    settings = make_settings(server.env["NNS_DATABASE_URL"], server.data_dir)
+    database = Database(settings)
+    try:
+        return auth(keys.create_key(database, owner).key)
+    finally:
+        database.dispose()
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -144,12 +154,12 @@ def test_jobs_per_key_refused_total_concurrency_queued_and_timeout(server: Serve
     statuses = httpx.get(f"{server.base}/v1/jobs/{waiting.json()['id']}", headers=bob).json()
     assert statuses["status"] == "queued"
 
-    # The slow job hits the 2 s wall-clock limit; the queued ones then run and succeed.
+    # The slow job hits the 6 s wall-clock limit; the queued ones then run and succeed.
     failed = wait_for_job_sync(
         server.base, key, first.json()["id"], lambda j: j["status"] != "running", timeout=30
     )
     assert failed["status"] == "failed"
-    assert "timed out after 2 seconds" in failed["failure_reason"]
+    assert "timed out after 6 seconds" in failed["failure_reason"]
     bob_key = bob["Authorization"].split()[1]
     for owner_key, job in ((bob_key, waiting), (key, second)):
         done = wait_for_job_sync(

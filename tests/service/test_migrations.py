@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,6 +15,9 @@ from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, inspec
 from service import migrate
 from service.db import Database
 from service.models import Base
+
+#: Migrations are DDL, which each backend runs its own way: every test here runs on both.
+pytestmark = pytest.mark.both_backends
 
 
 def _schema_differences(database: Database, metadata: MetaData = Base.metadata) -> list[object]:

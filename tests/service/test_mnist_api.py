@@ -13,6 +13,7 @@ from flagship_helpers import b64, digit_model_file, drawn_seven, png_bytes, synt
 from jobs_helpers import wait_for_job
 from service_helpers import bearer
 from serving_helpers import db, upload_model, xor_model_file
+from shared_data import FASHION_MISSING
 
 from nn_core.serialize import load_model
 from service import auth
@@ -212,7 +213,7 @@ async def test_mnist_preset_job_on_fashion_mnist_serves_digits(
     headers = bearer(admin_key)
     datasets = (await client.get("/v1/datasets/fashion-mnist", headers=headers)).json()
     if not datasets.get("available"):
-        pytest.skip("Fashion-MNIST is not installed at /usr/share/datasets/fashion-mnist")
+        pytest.skip(FASHION_MISSING)
     submit = await client.post(
         "/v1/jobs",
         headers=headers,

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from service import auth
 from service.app import create_app
-from service.model_store import ModelCache
 from service.models import Model, ModelAlias, ModelVersion
+from service.registry.cache import ModelCache
 
 pytestmark = pytest.mark.anyio
 

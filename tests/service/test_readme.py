@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from server_process import ServerProcess
-from shared_data import SMS_SPAM
+from shared_data import FASHION_MISSING, SMS_SPAM, SMS_SPAM_MISSING
 
 from nn_core.datasets.catalog import FASHION_SYSTEM_DIR
 
@@ -24,13 +24,16 @@ BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
 MARK = "----- README block {} -----"
 
 
+def section_text(section: str) -> str:
+    """The README under one `## ` heading, up to the next."""
+    start = README.index(f"\n## {section}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end >= 0 else None]
+
+
 def blocks(language: str, section: str | None = None) -> list[str]:
     """Fenced blocks of one language, optionally only those under one `## ` heading."""
-    text = README
-    if section is not None:
-        start = README.index(f"\n## {section}\n")
-        end = README.find("\n## ", start + 1)
-        text = README[start : end if end >= 0 else None]
+    text = README if section is None else section_text(section)
     return [body for lang, body in BLOCK.findall(text) if lang == language]
 
 
@@ -80,7 +83,14 @@ def test_setup_commands_match_the_cli_and_ci() -> None:
     assert start.strip().splitlines()[-1].endswith(".venv/bin/nn-service serve")
     test_command = tests.strip().splitlines()[-1]
     assert test_command.endswith(".venv/bin/pytest")
-    assert test_command in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_command in ci
+    # What CI turns on beyond a newcomer's run is set there and explained in the README.
+    development = section_text("Development")
+    for variable in ("NNS_TEST_REQUIRE_SERVICES=1", "NNS_TEST_ALL_BACKENDS=1"):
+        assert f"\nexport {variable}\n" in ci
+        assert variable in development
+    assert ".venv/bin/pytest -m 'not slow'" in development
 
 
 def test_python_example_runs() -> None:
@@ -125,8 +135,10 @@ def test_curl_quick_start(server: ServerProcess) -> None:
 def test_flagship_walkthrough(server: ServerProcess) -> None:
     """Spam as written (with the SMS file placed where the README says, offline); digits with
     Fashion-MNIST standing in for MNIST, which this machine cannot download."""
-    if not SMS_SPAM.is_file() or not Path(FASHION_SYSTEM_DIR).is_dir():
-        pytest.skip("needs the shared SMS Spam copy and the dataset-fashion-mnist package")
+    if not SMS_SPAM.is_file():
+        pytest.skip(SMS_SPAM_MISSING)
+    if not Path(FASHION_SYSTEM_DIR).is_dir():
+        pytest.skip(FASHION_MISSING)
     place = server.data_dir / "datasets" / "sms-spam"
     place.mkdir(parents=True)
     shutil.copy(SMS_SPAM, place / "SMSSpamCollection")

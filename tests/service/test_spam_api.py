@@ -19,7 +19,7 @@ from serving_helpers import (
     upload_model,
     xor_model_file,
 )
-from shared_data import SMS_SPAM
+from shared_data import SMS_SPAM, SMS_SPAM_MISSING
 
 from nn_core.datasets.catalog import load_dataset
 from nn_core.serialize import load_model
@@ -150,7 +150,7 @@ async def test_a_model_that_is_not_a_text_classifier(
 def sms_spam(settings: Settings) -> Path:
     """The shared SMS Spam copy, put where the catalog looks (no network needed)."""
     if not SMS_SPAM.is_file():
-        pytest.skip(f"shared SMS Spam Collection copy not found at {SMS_SPAM}")
+        pytest.skip(SMS_SPAM_MISSING)
     target = settings.data_dir / "datasets" / "sms-spam" / "SMSSpamCollection"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(SMS_SPAM, target)

@@ -1,7 +1,8 @@
 """Property-based fuzzing of every documented route with schemathesis.
 
 Each operation gets generated requests (valid and invalid, per its OpenAPI document) sent with
-an authenticated key to an app seeded with real resources, on SQLite and on Postgres. Every
+an authenticated key to an app seeded with real resources, on SQLite (and on Postgres with
+NNS_TEST_ALL_BACKENDS=1, as in CI). Every
 response must be documented (status, content type, headers, body schema) and none may be a
 5xx. Path parameters are sometimes swapped for the seeded names, so requests reach existing
 resources too, not only 404s.
