@@ -33,18 +33,19 @@ class TokenBucketLimiter:
         self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, last time)
         self._lock = threading.Lock()
 
-    def acquire(self, key: int) -> float:
-        """Take one token; returns 0.0, or the seconds to wait when the bucket is empty."""
+    def acquire(self, key: int, count: float = 1.0) -> float:
+        """Take `count` tokens; returns 0.0, or the seconds to wait when there are too few
+        (then nothing is taken)."""
         if self.capacity <= 0:
             return 0.0
         now = self._clock()
         with self._lock:
             tokens, last = self._buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens < 1.0:
+            if tokens < count:
                 self._buckets[key] = (tokens, now)
-                return (1.0 - tokens) / self.rate
-            self._buckets[key] = (tokens - 1.0, now)
+                return (count - tokens) / self.rate
+            self._buckets[key] = (tokens - count, now)
             if len(self._buckets) > _PRUNE_AT:
                 self._prune(now)
         return 0.0
@@ -59,19 +60,36 @@ async def get_limiter(request: Request) -> TokenBucketLimiter:
     return limiter
 
 
-async def limit_predictions(
-    principal: PrincipalDep, limiter: Annotated[TokenBucketLimiter, Depends(get_limiter)]
-) -> Principal:
+LimiterDep = Annotated[TokenBucketLimiter, Depends(get_limiter)]
+
+
+async def limit_predictions(principal: PrincipalDep, limiter: LimiterDep) -> Principal:
     """FastAPI dependency for prediction routes: the caller, or 429 with Retry-After."""
-    wait = limiter.acquire(principal.key_id)
+    charge(limiter, principal, 1)
+    return principal
+
+
+def charge(
+    limiter: TokenBucketLimiter, principal: Principal, count: int, already_paid: int = 0
+) -> None:
+    """Make a request that does the work of `count` predictions (e.g. a batch of images) pay
+    for each: take what it has not `already_paid`, or 429 with Retry-After."""
+    if count <= already_paid:
+        return
+    per_minute = int(limiter.capacity)
+    if 0 < per_minute < count:
+        raise RateLimited(
+            f"this request counts as {count} predictions, more than this key's limit of "
+            f"{per_minute} per minute; send at most {per_minute} at once",
+            retry_after_seconds=60,
+        )
+    wait = limiter.acquire(principal.key_id, float(count - already_paid))
     if wait > 0:
-        per_minute = int(limiter.capacity)
         raise RateLimited(
             f"prediction rate limit of {per_minute} requests per minute exceeded for this key; "
             f"retry in {wait:.1f} s",
             retry_after_seconds=max(1, math.ceil(wait)),
         )
-    return principal
 
 
 PredictPrincipalDep = Annotated[Principal, Depends(limit_predictions)]

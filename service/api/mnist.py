@@ -33,7 +33,7 @@ from service.api.predict import PREDICT_RESPONSES
 from service.deps import DatabaseDep, ModelCacheDep, SettingsDep
 from service.digit_image import png_to_mnist
 from service.errors import PayloadTooLarge, ServiceError, invalid
-from service.rate_limit import PredictPrincipalDep
+from service.rate_limit import LimiterDep, PredictPrincipalDep, charge
 from service.registry.names import version_ref
 from service.schemas.tasks import (
     DigitPrediction,
@@ -95,6 +95,7 @@ async def predict_digits(
     database: DatabaseDep,
     settings: SettingsDep,
     cache: ModelCacheDep,
+    limiter: LimiterDep,
 ) -> MnistPredictResponse:
     """Classify handwritten digits (JSON `instances`, `png`, `pngs`, or a multipart `file`).
 
@@ -120,6 +121,7 @@ async def predict_digits(
             "multipart/form-data with a PNG in the field 'file'",
             status=415,
         )
+    charge(limiter, principal, len(query.images), already_paid=1)  # PredictPrincipalDep
     served = await serve(database, cache, principal.owner, VersionTarget(query.model, query.ref))
     _check_digit_model(served)
     return await run_in_threadpool(_predict, served, query)

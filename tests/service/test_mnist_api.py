@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,14 +14,15 @@ import pytest
 from fastapi import FastAPI
 from flagship_helpers import b64, digit_model_file, drawn_seven, png_bytes, synthetic_digits
 from jobs_helpers import wait_for_job
-from service_helpers import bearer
+from service_helpers import bearer, make_settings
 from serving_helpers import db, upload_model, xor_model_file
 from shared_data import FASHION_MISSING
 
 from nn_core.serialize import load_model
 from service import auth
+from service.app import create_app
 from service.config import Settings
-from service.digit_image import png_to_mnist
+from service.digit_image import MAX_PIXELS, png_to_mnist
 
 pytestmark = pytest.mark.anyio
 
@@ -176,6 +180,56 @@ async def test_json_bodies_keep_the_ordinary_limit(
     padding = "A" * (settings.max_body_bytes + 10)
     response = await client.post(PATH, headers=alice, json={"png": padding})
     assert response.status_code == 413 and _field(response) == "body"
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height (a decompression bomb's shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [20_000, 1_000_000])
+async def test_images_declaring_huge_sizes_are_413_naming_the_limit(
+    client: httpx.AsyncClient, alice: dict[str, str], side: int
+) -> None:
+    bomb = _png_declaring(side, side)
+    as_json = await client.post(PATH, headers=alice, json={"pngs": [b64(SEVEN), b64(bomb)]})
+    as_file = await client.post(PATH, headers=alice, files={"file": ("bomb.png", bomb)})
+    for response, field in ((as_json, "pngs[1]"), (as_file, "body.file")):
+        assert response.status_code == 413, response.text
+        assert _field(response) == field
+        assert f"{side}x{side}" in response.json()["error"]["message"]
+        assert f"{MAX_PIXELS:,}" in response.json()["error"]["message"]
+    # The service keeps serving.
+    ok = await client.post(PATH, headers=alice, json={"png": b64(SEVEN)})
+    assert ok.status_code == 200, ok.text
+
+
+async def test_each_image_counts_against_the_rate_limit(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(database_url, tmp_path / "data", predict_rate_limit=5)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        alice = bearer(auth.create_key(db(application), "alice").key)
+        bob = bearer(auth.create_key(db(application), "bob").key)
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for headers in (alice, bob):
+                await upload_model(client, headers, "mnist", digit_model_file())
+            four = await client.post(PATH, headers=alice, json={"pngs": [b64(SEVEN)] * 4})
+            assert four.status_code == 200, four.text
+            # 4 of the 5 are spent: two more images are refused.
+            two = await client.post(PATH, headers=alice, json={"pngs": [b64(SEVEN)] * 2})
+            assert two.status_code == 429 and int(two.headers["retry-after"]) >= 1
+            # More images than a minute's budget can never pass: said as such.
+            too_many = await client.post(PATH, headers=bob, json={"pngs": [b64(SEVEN)] * 6})
+            assert too_many.status_code == 429, too_many.text
+            assert "counts as 6 predictions" in too_many.json()["error"]["message"]
 
 
 async def test_a_model_that_is_not_a_digit_classifier(
