@@ -116,6 +116,14 @@ class Head:
         encoded targets; 0 for regression."""
         return 0
 
+    def explained_output(self, out: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        """What an explanation of `column` follows (a class's probability or score, or an
+        output value) per row of network outputs `out`, and its gradient with respect to
+        `out`: the head's part of the backward pass down to the input."""
+        grad = np.zeros_like(out)
+        grad[:, column] = 1.0
+        return out[:, column].copy(), grad
+
 
 class _Labelled(Head):
     is_classifier = True
@@ -171,6 +179,13 @@ class SoftmaxHead(_Labelled):
         if threshold is not None and self.binary and n_classes == 2:
             return (predictions[:, 1] >= threshold).astype(np.int64)
         return predictions[:, :n_classes].argmax(axis=1)
+
+    def explained_output(self, out: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        p = softmax(out)
+        value = p[:, column].copy()
+        grad = p * -value[:, None]  # d p_c / d z_j = p_c (1[j = c] - p_j)
+        grad[:, column] += value
+        return value, grad
 
     def count_correct(self, out: np.ndarray, target: np.ndarray) -> int:
         truth = target if target.ndim == 1 else target.argmax(axis=1)
@@ -234,6 +249,13 @@ class SigmoidHead(_TwoClassColumn):
         cut = DEFAULT_THRESHOLD if threshold is None else threshold
         return self._positive(predictions, cut, n_classes)
 
+    def explained_output(self, out: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        p = sigmoid(out[:, :1].copy())
+        slope = p * (1.0 - p)
+        if column == 0:  # the negative class: 1 - p
+            return 1.0 - p[:, 0], -slope
+        return p[:, 0].copy(), slope
+
     def count_correct(self, out: np.ndarray, target: np.ndarray) -> int:
         return _rows_all_right(out, target)
 
@@ -250,6 +272,10 @@ class HingeHead(_TwoClassColumn):
     ) -> np.ndarray:
         idx = (predictions[:, 0] > 0).astype(np.int64)
         return np.minimum(idx, max(0, n_classes - 1))
+
+    def explained_output(self, out: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        sign = 1.0 if column == 1 else -1.0  # the score toward the class explained
+        return sign * out[:, 0], np.full_like(out, sign)
 
     def count_correct(self, out: np.ndarray, target: np.ndarray) -> int:
         return int(((out > 0) == (target > 0)).all(axis=1).sum())
@@ -284,6 +310,12 @@ class MultiLabelHead(_Labelled):
     ) -> np.ndarray:
         cut = DEFAULT_THRESHOLD if threshold is None else threshold
         return predictions[:, :n_classes] >= cut
+
+    def explained_output(self, out: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+        p = sigmoid(out[:, column].copy())
+        grad = np.zeros_like(out)
+        grad[:, column] = p * (1.0 - p)
+        return p, grad
 
     def count_correct(self, out: np.ndarray, target: np.ndarray) -> int:
         return _rows_all_right(out, target)

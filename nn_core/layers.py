@@ -392,6 +392,7 @@ class BatchNorm(Layer):
         self.eps = check_number(eps, "eps", low=0.0, low_open=True)
         self._xhat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
+        self._eval_x: np.ndarray | None = None
 
     def build(self, input_dim: int, dtype: np.dtype[Any]) -> int:
         super().build(input_dim, dtype)
@@ -428,10 +429,13 @@ class BatchNorm(Layer):
             running_var += m * unbiased
             return xhat * gamma + beta
         inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)
+        self._xhat, self._inv_std, self._eval_x = None, inv_std, x
         return (x - self.buffers["running_mean"]) * (inv_std * gamma) + beta
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        assert self._xhat is not None and self._inv_std is not None
+        if self._xhat is None:
+            return self._eval_backward(grad, need_input_grad)
+        assert self._inv_std is not None
         xhat, n = self._xhat, len(grad)
         np.sum(grad * xhat, axis=0, out=self.grads["gamma"])
         np.sum(grad, axis=0, out=self.grads["beta"])
@@ -443,6 +447,15 @@ class BatchNorm(Layer):
         dx -= xhat * (dxhat * xhat).sum(axis=0)
         dx *= self._inv_std * (1.0 / n)
         return dx
+
+    def _eval_backward(self, grad: np.ndarray, need_input_grad: bool) -> np.ndarray | None:
+        """Evaluation mode is affine per feature (running statistics are constants), so
+        explanations can differentiate a served model down to its input."""
+        assert self._eval_x is not None and self._inv_std is not None
+        xhat = (self._eval_x - self.buffers["running_mean"]) * self._inv_std
+        np.sum(grad * xhat, axis=0, out=self.grads["gamma"])
+        np.sum(grad, axis=0, out=self.grads["beta"])
+        return grad * (self._inv_std * self.params["gamma"]) if need_input_grad else None
 
     def config(self) -> dict[str, Any]:
         return {"type": self.type, "momentum": self.momentum, "eps": self.eps}

@@ -182,6 +182,29 @@ class Model:
             for layer in self.layers:
                 layer.add_penalty_grads()
 
+    def backward_to_input(self, grad: np.ndarray) -> np.ndarray:
+        """d(output)/d(network input) for any output gradient `grad`, through every layer's
+        own backward pass (after a `forward`); explanations start here. No penalties."""
+        for layer in reversed(self.layers):
+            result = layer.backward(grad, need_input_grad=True)
+            assert result is not None
+            grad = result
+        return grad
+
+    def preprocess_input_grad(self, grad: np.ndarray) -> np.ndarray:
+        """A gradient on the network input carried back through the (affine) transforms to
+        the raw input; DataError naming the transform that is not differentiable."""
+        for i in range(len(self.preprocess) - 1, -1, -1):
+            result = self.preprocess[i].input_grad(grad)
+            if result is None:
+                raise DataError(
+                    f"preprocess[{i}]",
+                    f"{self.preprocess[i].name!r} is not differentiable; explain the "
+                    "featurized input instead",
+                )
+            grad = result
+        return grad
+
     @property
     def regularized(self) -> bool:
         return any(layer.regularized for layer in self.layers)

@@ -114,6 +114,9 @@ class _ShiftScale(Transform):
         out /= self.scale.astype(arr.dtype)
         return out
 
+    def input_grad(self, grad: np.ndarray) -> np.ndarray:
+        return grad / self.scale.astype(grad.dtype)
+
     def _set(self, shift: np.ndarray, scale: np.ndarray) -> None:
         if shift.shape != scale.shape:
             raise SpecError("state", f"{self.name} state arrays differ in length")
@@ -198,6 +201,9 @@ class Scale(Transform):
         if self.offset:
             out += arr.dtype.type(self.offset)
         return out
+
+    def input_grad(self, grad: np.ndarray) -> np.ndarray:
+        return grad * grad.dtype.type(self.factor)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.name, "factor": self.factor, "offset": self.offset}

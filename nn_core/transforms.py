@@ -54,6 +54,11 @@ class Transform:
         """Feature count after this transform, given the count before it."""
         return input_dim
 
+    def input_grad(self, grad: np.ndarray) -> np.ndarray | None:
+        """d/d(input) from d/d(output), so explanations come out in raw input units; None
+        when the transform is not differentiable (e.g. text features)."""
+        return None
+
     def config(self) -> dict[str, Any]:
         return {"type": self.name}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -16,7 +17,9 @@ from starlette.types import ASGIApp
 
 from service import migrate
 from service.api.dashboard import mount_dashboard
+from service.api.docs import mount_docs
 from service.api.errors import ErrorShapeMiddleware, install_error_handlers
+from service.api.openapi import strict_openapi_31
 from service.api.routes import routers
 from service.auth import ensure_admin_key
 from service.config import Settings
@@ -29,11 +32,17 @@ from service.version import NAME, release
 
 
 class ServiceApp(FastAPI):
-    """FastAPI with two ASGI wrappers outside everything else (see ErrorShapeMiddleware)."""
+    """FastAPI with two ASGI wrappers outside everything else (see ErrorShapeMiddleware),
+    and an OpenAPI document that is strictly valid 3.1 (service/api/openapi.py)."""
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
         return MetricsMiddleware(ErrorShapeMiddleware(inner), self.state.metrics)
+
+    def openapi(self) -> dict[str, Any]:
+        fresh = self.openapi_schema is None
+        document = super().openapi()
+        return strict_openapi_31(document) if fresh else document
 
 
 @asynccontextmanager
@@ -69,6 +78,9 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
         # Starlette answers 413 past this; ErrorShapeMiddleware gives it the JSON error shape.
         # Upload routes raise their own limit (settings.max_upload_bytes) with max_body_size=.
         max_body_size=settings.max_body_bytes,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN; mount_docs serves them offline.
+        docs_url=None,
+        redoc_url=None,
     )
     # Everything per app lives on app.state (tests run several apps side by side);
     # service/deps.py hands it to the handlers.
@@ -83,5 +95,6 @@ def create_app(settings: Settings | None = None, *, start_runner: bool = True) -
     install_error_handlers(app)
     for router, max_body_size in routers(settings):
         app.include_router(router, max_body_size=max_body_size)
+    mount_docs(app)
     mount_dashboard(app)
     return app

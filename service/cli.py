@@ -8,17 +8,51 @@ are added there by the job-running code.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import socket
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from service.cli_jobs import add_jobs
+from service.cli_sweeps import add_sweeps
 from service.config import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class CannotListen(Exception):
+    """The server's address cannot be bound; the message is the one line to print."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (as uvicorn binds it), or CannotListen saying what to do.
+
+    Bound before anything else starts, so a busy port is one line and exit 1, not a
+    traceback after the database was migrated and the job runner started.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            other = port + 1 if port < 65535 else 8001
+            raise CannotListen(
+                f"port {port} on {host} is already in use (another nn-service?); "
+                f"pick another with --port {other} or NNS_PORT={other}"
+            ) from None
+        raise CannotListen(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose the address with --host/--port or NNS_HOST/NNS_PORT"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,9 +64,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.model_copy(update=updates)
+    try:
+        sock = listen(settings.host, settings.port)
+    except CannotListen as exc:
+        print(f"nn-service: error: {exc}", file=sys.stderr)
+        return 1
     configure_logging(settings.log_level)
     migrate.upgrade(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -41,7 +80,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # Training runs in subprocesses; one server process owns the embedded runner.
         workers=1,
     )
-    return 0
+    server = uvicorn.Server(config)
+    with sock:
+        server.run(sockets=[sock])
+    return 0 if server.started else 3  # 3: uvicorn's "startup failed" (logged above)
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -165,13 +207,24 @@ def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.check:
+        return _worker_check(args.heartbeat_dir)
     from service import migrate
     from service.jobs.rq_worker import run_worker
     from service.observability import configure_logging
 
     configure_logging(settings.log_level)
     migrate.upgrade(settings)
-    return run_worker(settings)
+    return run_worker(settings, args.heartbeat_dir)
+
+
+def _worker_check(directory: Path | None) -> int:
+    """A container health check: 0 if a worker here has a fresh heartbeat, else 1 and why."""
+    from service.jobs import worker_health
+
+    healthy, reason = worker_health.check(directory or worker_health.default_dir())
+    print(reason, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
 
 
 def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,6 +235,18 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "one job at a time in a subprocess. Needs the API's database (DATABASE_URL, Postgres). "
         "SIGTERM requeues the running job to resume elsewhere from its last checkpoint.",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="health check: exit 0 if a worker on this machine/container has a fresh "
+        "heartbeat, else 1 with the reason (runs no worker)",
+    )
+    parser.add_argument(
+        "--heartbeat-dir",
+        type=Path,
+        metavar="DIR",
+        help="where workers keep their heartbeat files (default: $TMPDIR/nn-service-workers-UID)",
+    )
     parser.set_defaults(handler=_worker)
 
 
@@ -191,6 +256,7 @@ _COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], 
     _add_keys,
     _add_worker,
     add_jobs,
+    add_sweeps,
 ]
 
 

@@ -9,25 +9,27 @@ sizes are refused before NumPy allocates for them.
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
+from nn_core.datasets.compression import unpack
 from nn_core.datasets.idx import read_idx
-from nn_core.datasets.loaders import decode_text, load_csv, load_npz, load_text_labels
+from nn_core.datasets.loaders import load_npz, load_text_labels, read_csv
 from nn_core.errors import DataError
 from service.datasets_store import (
+    DEFAULT_TEST_FRACTION,
     TASK_CLASSIFICATION,
     TASK_MULTILABEL,
     TASK_REGRESSION,
     TASK_TEXT,
     check_split,
 )
-from service.errors import BadRequest, PayloadTooLarge, Unprocessable, invalid
+from service.errors import PayloadTooLarge, Unprocessable, invalid
 
 FORMATS = ("csv", "npz", "idx", "text")
 #: Integer labels with more distinct values than this are treated as a regression target.
@@ -54,8 +56,30 @@ _EXTENSIONS = {
 
 
 @dataclass
+class UploadPart:
+    """One file part of an upload as received: the form field, the bytes, the client's name."""
+
+    field: str
+    data: bytes
+    filename: str | None
+
+    def describe(self) -> dict[str, Any]:
+        """What lineage needs: the SHA-256 of the bytes as the user has them (the same as
+        `sha256sum` prints), their size and name."""
+        return {
+            "part": self.field,
+            "name": self.filename,
+            "sha256": hashlib.sha256(self.data).hexdigest(),
+            "size_bytes": len(self.data),
+        }
+
+
+@dataclass
 class ParsedDataset:
-    """An upload as it will be stored: arrays plus the metadata columns of its Dataset row."""
+    """An upload as it will be stored: arrays plus the metadata columns of its Dataset row.
+
+    With a test file its rows come last in x and y: `n_test_rows` of them.
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -63,6 +87,10 @@ class ParsedDataset:
     classes: list[Any] | None
     class_balance: dict[str, int] | None
     meta: dict[str, Any] = field(default_factory=dict)
+    n_test_rows: int = 0
+    #: How the file was read, shown on the dataset: files (name, sha256, size), label_column,
+    #: header, compression.
+    file_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -90,34 +118,187 @@ def infer_format(filename: str | None, has_labels_file: bool) -> str | None:
     return None
 
 
+@dataclass
+class ReadOptions:
+    """The form fields that say how to read the files."""
+
+    format: str | None = None
+    label_column: str | None = None
+    header: bool | None = None
+    #: None: 0.2, or 0 with a test_file.
+    test_fraction: float | None = None
+
+    def fraction(self, has_test_file: bool) -> float:
+        """The test fraction to store: 0 when the test rows come from a test_file."""
+        if has_test_file:
+            return 0.0
+        return DEFAULT_TEST_FRACTION if self.test_fraction is None else self.test_fraction
+
+
 def parse_upload(
-    fmt: str,
-    data: bytes,
+    file: UploadPart,
+    options: ReadOptions,
     *,
-    test_fraction: float,
-    label_column: str | None = None,
-    labels: bytes | None = None,
+    labels: UploadPart | None = None,
+    test_file: UploadPart | None = None,
+    test_labels: UploadPart | None = None,
 ) -> ParsedDataset:
-    """Parse one upload; raises BadRequest/Unprocessable/PayloadTooLarge naming the field."""
+    """Unpack (gzip/zip), parse and check one upload, with its own test file when given.
+
+    Raises BadRequest/Unprocessable/PayloadTooLarge naming the field (file, test_file,
+    labels, label_column, ...) and, for text formats, the line.
+    """
+    parts = [p for p in (file, labels, test_file, test_labels) if p is not None]
+    files = [part.describe() for part in parts]
+    if test_file is not None and options.test_fraction:
+        raise invalid(
+            "test_fraction",
+            "must be 0 or absent with a test_file",
+            summary="a test_file is used as the test split as is; drop test_fraction",
+        )
+    unpacked = {part.field: _unpack(part) for part in parts}
+    data, inner, compression = unpacked[file.field]
+    fmt = options.format or infer_format(inner, labels is not None)
+    if fmt is None:
+        raise invalid(
+            "body.format",
+            "required",
+            summary=f"cannot tell the format of {file.filename or 'the file'!r}; send format "
+            "(csv, npz, idx or text)",
+        )
+    if labels is not None and fmt != "idx":
+        raise invalid(
+            "body.labels",
+            "only for format idx",
+            summary="a separate labels file is only used by the idx format",
+        )
+    parsed = _guarded(fmt, "file", lambda: _parse(fmt, data, options, _labels(unpacked, "labels")))
+    _check_sizes(parsed)  # first: the cheapest check, and a 413 says more than what follows
+    if parsed.task == TASK_CLASSIFICATION or parsed.task == TASK_TEXT:
+        _check_two_classes(parsed)
+    if test_file is not None:
+        test_options = _test_options(options, parsed)
+        test_data = unpacked[test_file.field][0]
+        test_labels_data = _labels(unpacked, "test_labels")
+        test = _guarded(
+            fmt, "test_file", lambda: _parse(fmt, test_data, test_options, test_labels_data)
+        )
+        parsed = _with_test_rows(parsed, test)
+    elif test_labels is not None:
+        raise invalid("body.test_labels", "only with a test_file", summary="send the test_file too")
+    parsed.meta["format"] = fmt
+    parsed.file_info = {
+        **{
+            k: parsed.meta[k]
+            for k in ("label_column", "header", "feature_names")
+            if k in parsed.meta
+        },
+        "compression": compression,
+        "files": files,
+    }
+    if test_file is not None:
+        _check_sizes(parsed)
+    else:
+        check_split(parsed.y, parsed.task, options.fraction(False))
+    return parsed
+
+
+def _unpack(part: UploadPart) -> tuple[bytes, str | None, str | None]:
     try:
-        if fmt == "csv":
-            parsed = _parse_csv(data, label_column)
-        elif fmt == "npz":
-            parsed = _parse_npz(data)
-        elif fmt == "idx":
-            parsed = _parse_idx(data, labels)
-        elif fmt == "text":
-            parsed = _parse_text(data)
-        else:
-            raise invalid(
-                "format", f"one of {', '.join(FORMATS)}", summary=f"unknown format {fmt!r}"
-            )
+        return unpack(part.data, part.filename, field=part.field, max_bytes=MAX_DECODED_BYTES)
     except DataError as exc:
-        raise _data_error(fmt, exc) from None
+        raise invalid(
+            part.field, exc.message, summary=f"{part.field} cannot be read: {exc.message}"
+        ) from None
+
+
+def _labels(unpacked: dict[str, tuple[bytes, str | None, str | None]], part: str) -> bytes | None:
+    return unpacked[part][0] if part in unpacked else None
+
+
+def _guarded(fmt: str, part: str, parse: Callable[[], ParsedDataset]) -> ParsedDataset:
+    """Run a parser, turning its DataError into a 4xx under the form field `part`."""
+    try:
+        return parse()
+    except DataError as exc:
+        raise _data_error(fmt, part, exc) from None
     except MemoryError:
         raise PayloadTooLarge.for_field(
-            "file", "too large to parse", summary="the file is too large to parse in memory"
+            part, "too large to parse", summary="the file is too large to parse in memory"
         ) from None
+
+
+def _parse(fmt: str, data: bytes, options: ReadOptions, labels: bytes | None) -> ParsedDataset:
+    if fmt == "csv":
+        return _parse_csv(data, options.label_column, options.header)
+    if fmt == "npz":
+        return _parse_npz(data)
+    if fmt == "idx":
+        return _parse_idx(data, labels)
+    if fmt == "text":
+        return _parse_text(data, options.header)
+    raise invalid("format", f"one of {', '.join(FORMATS)}", summary=f"unknown format {fmt!r}")
+
+
+def _test_options(options: ReadOptions, train: ParsedDataset) -> ReadOptions:
+    """The test file is read like the training file: same header choice and label column."""
+    label = train.meta.get("label_column")
+    header = train.meta.get("header", options.header)
+    if label is not None and not header:
+        label = str(train.meta["label_index"])
+    return ReadOptions(options.format, label, header, 0.0)
+
+
+def _with_test_rows(train: ParsedDataset, test: ParsedDataset) -> ParsedDataset:
+    """One dataset whose last rows are the test file's, after checking the two agree."""
+    if test.task != train.task:
+        raise invalid(
+            "test_file",
+            f"its labels make a {test.task} task",
+            summary=f"the test_file's labels make a {test.task} task, the file's a {train.task}",
+        )
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise invalid(
+            "test_file",
+            f"has {test.x.shape[1:]} features per row, the file {train.x.shape[1:]}",
+            summary="the test_file must have the same columns as the file",
+        )
+    names = train.meta.get("feature_names"), test.meta.get("feature_names")
+    if train.meta.get("header") and names[0] != names[1]:
+        raise invalid(
+            "test_file",
+            f"columns {names[1]!r} differ from the file's {names[0]!r}",
+            summary="the test_file must have the same columns as the file",
+        )
+    y_test = test.y
+    if train.y.dtype.kind != y_test.dtype.kind:
+        y_test = y_test.astype(str if train.y.dtype.kind == "U" else train.y.dtype)
+    if train.classes is not None:
+        unknown = sorted(set(np.unique(y_test).tolist()) - set(train.classes), key=str)
+        if unknown:
+            raise invalid(
+                "test_file",
+                f"has labels the file does not: {unknown[:10]!r}",
+                summary="every test label must occur in the training file, or the model "
+                f"cannot predict it: {unknown[:10]!r}",
+            )
+    x = np.concatenate([train.x, test.x])
+    y = np.concatenate([train.y, y_test])
+    classes, balance = _class_stats(y, "file") if train.classes is not None else (None, None)
+    return ParsedDataset(x, y, train.task, classes, balance, train.meta, len(test.y))
+
+
+def _check_two_classes(parsed: ParsedDataset) -> None:
+    if parsed.classes is not None and len(parsed.classes) < 2:
+        raise invalid(
+            "file",
+            f"has one class only ({parsed.classes[0]!r})",
+            summary=f"every label is {parsed.classes[0]!r}: a classifier needs at least two "
+            "classes (is label_column the right column?)",
+        )
+
+
+def _check_sizes(parsed: ParsedDataset) -> None:
     stored = parsed.x.nbytes + parsed.y.nbytes
     if stored > MAX_STORED_BYTES:
         raise PayloadTooLarge.for_field(
@@ -126,52 +307,39 @@ def parse_upload(
             summary=f"the dataset decodes to {stored:,} bytes; "
             f"at most {MAX_STORED_BYTES:,} can be stored",
         )
-    if parsed.n_rows < 2:
+    if parsed.n_rows - parsed.n_test_rows < 2:
         raise invalid(
             "file",
-            f"has {parsed.n_rows} row(s)",
-            summary="a dataset needs at least 2 rows (one to train on, one to test with)",
+            f"has {parsed.n_rows - parsed.n_test_rows} row(s)",
+            summary="a dataset needs at least 2 rows",
         )
-    check_split(parsed.y, parsed.task, test_fraction)
-    return parsed
 
 
-def _data_error(fmt: str, exc: DataError) -> Unprocessable:
-    """Map an nn_core field to the request field: the form field, or file.<column/array>."""
-    where = exc.field if exc.field in ("label_column", "file", "labels") else f"file.{exc.field}"
-    return invalid(where, exc.message, summary=f"the {fmt} file cannot be used: {exc.message}")
+def _data_error(fmt: str, part: str, exc: DataError) -> Unprocessable:
+    """Map an nn_core field to the request field: the form field, or <part>.<column/array>."""
+    if exc.field == "label_column":
+        where = "label_column"
+    elif exc.field in ("file", "labels"):
+        where = part if exc.field == "file" else part.replace("file", "labels")
+    else:
+        where = f"{part}.{exc.field}"
+    return invalid(where, exc.message, summary=f"the {fmt} {part} cannot be used: {exc.message}")
 
 
 # ----------------------------------------------------------------------------- formats
 
 
-def _parse_csv(data: bytes, label_column: str | None) -> ParsedDataset:
-    if not label_column or not label_column.strip():
-        raise invalid(
-            "label_column",
-            "required for CSV",
-            summary="CSV uploads need label_column: the name of the column holding the labels",
-        )
-    label_column = label_column.strip()
-    try:
-        x, y = load_csv(data, label_column)
-        header = _csv_header(data)
-    except csv.Error as exc:
-        raise BadRequest.for_field(
-            "file", str(exc), summary=f"the CSV file cannot be parsed: {exc}"
-        ) from None
-    names = [h for h in header if h != label_column]
-    meta: dict[str, Any] = {"label_column": label_column}
-    if len(names) <= MAX_FEATURE_NAMES:
-        meta["feature_names"] = names
-    return _finish(x, y, meta)
-
-
-def _csv_header(data: bytes) -> list[str]:
-    for row in csv.reader(io.StringIO(decode_text(data))):
-        if any(cell.strip() for cell in row):
-            return [cell.strip() for cell in row]
-    return []
+def _parse_csv(data: bytes, label_column: str | None, header: bool | None) -> ParsedDataset:
+    label = label_column.strip() if label_column and label_column.strip() else None
+    table = read_csv(data, label, header=header)
+    meta: dict[str, Any] = {
+        "label_column": table.label_name,
+        "label_index": table.label_index,
+        "header": table.header,
+    }
+    if len(table.feature_names) <= MAX_FEATURE_NAMES:
+        meta["feature_names"] = table.feature_names
+    return _finish(table.x, table.y, meta)
 
 
 def _parse_npz(data: bytes) -> ParsedDataset:
@@ -201,9 +369,9 @@ def _parse_idx(images: bytes, labels: bytes | None) -> ParsedDataset:
     return _finish(x, y, meta, y_field="labels")
 
 
-def _parse_text(data: bytes) -> ParsedDataset:
+def _parse_text(data: bytes, header: bool | None) -> ParsedDataset:
     _check_text_size(data)
-    texts, labels = load_text_labels(data)
+    texts, labels = load_text_labels(data, header=header)
     classes, balance = _class_stats(labels, "file")
     return ParsedDataset(texts, labels, TASK_TEXT, classes, balance, {})
 

@@ -24,7 +24,7 @@ from nn_core.datasets.catalog import CATALOG, DatasetInfo, load_dataset, stratif
 from nn_core.datasets.download import DatasetUnavailable
 from nn_core.errors import DataError, SpecError
 from service.config import Settings
-from service.errors import NotFound, ServiceError, invalid
+from service.errors import NotFound, ServiceError, Unprocessable, invalid
 from service.models import Dataset, DatasetSource
 from service.schemas.errors import ErrorDetail
 
@@ -74,8 +74,9 @@ class TrainingData:
 
 
 def catalog_dir(settings: Settings) -> Path:
-    """Where built-in dataset files are cached (one sub-directory per dataset)."""
-    return settings.data_dir / "datasets"
+    """Where built-in dataset files are cached (one sub-directory per dataset); absolute, so
+    an offline error names a path that works from anywhere."""
+    return settings.data_dir.absolute() / "datasets"
 
 
 def is_catalog_name(name: str) -> bool:
@@ -182,7 +183,9 @@ def split_indices(
 
 
 def check_split(y: np.ndarray, task: str, test_fraction: float) -> None:
-    """Refuse a fraction that would leave the train or the test split empty."""
+    """Refuse a fraction that would leave the train or the test split empty (0: no split)."""
+    if test_fraction == 0:
+        return
     train, test = split_indices(y, task, test_fraction)
     if len(train) == 0 or len(test) == 0:
         empty = "test" if len(test) == 0 else "training"
@@ -192,6 +195,36 @@ def check_split(y: np.ndarray, task: str, test_fraction: float) -> None:
             summary=f"test_fraction {test_fraction} leaves the {empty} split empty "
             f"for {len(y)} rows",
         )
+
+
+def upload_split(
+    upload: Dataset, y: np.ndarray, test_fraction: float | None = None, seed: int = SPLIT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test row indices of a stored upload, in stored order.
+
+    An upload with a test_file keeps its own split (its last n_test_rows rows); otherwise
+    the rows are split by `test_fraction` (default: the upload's), 0 meaning all train.
+    """
+    n = len(y)
+    if upload.n_test_rows:
+        return np.arange(n - upload.n_test_rows), np.arange(n - upload.n_test_rows, n)
+    fraction = upload_fraction(upload) if test_fraction is None else test_fraction
+    if fraction == 0:
+        return np.arange(n), np.arange(0)
+    return split_indices(y, upload.task, fraction, seed)
+
+
+def upload_fraction(upload: Dataset) -> float:
+    """The upload's stored test fraction (rows from before 0.2 was stored read as 0.2)."""
+    return DEFAULT_TEST_FRACTION if upload.test_fraction is None else upload.test_fraction
+
+
+def align_labels(y_train: np.ndarray, y_test: np.ndarray) -> np.ndarray:
+    """Test labels in the training labels' kind: "1" and 1 are one class when either file
+    had a label that is not a number."""
+    if y_train.dtype.kind == y_test.dtype.kind:
+        return y_test
+    return y_test.astype(str if y_train.dtype.kind == "U" else y_train.dtype)
 
 
 # ----------------------------------------------------------------------------- training data
@@ -208,41 +241,54 @@ def load_training_data(
     download: bool = True,
     n_samples: int | None = None,
     noise: float | None = None,
+    test_dataset: str | None = None,
 ) -> TrainingData:
     """The train/test split of `dataset`: an upload id or name of `owner`, or a catalog name.
 
-    Uploads split by their stored test_fraction (or `test_fraction` when given) with a fixed
-    seed, stratified for class labels. Built-ins use their official split when they have one,
+    Uploads keep the test rows of their test_file, else split by their stored test_fraction
+    (or `test_fraction` when given) with a fixed seed, stratified for class labels; an
+    upload with test_fraction 0 takes every row of `test_dataset` (an upload) as its test set.
+    Built-ins use their official split when they have one,
     else `test_fraction` (default 0.2) with `seed`. Raises NotFound (field "dataset"),
     Unprocessable (bad test_fraction) or DatasetUnavailableError (files missing: says which
     file to put where). `n_samples` and `noise` shape the synthetic built-ins only.
     """
     upload = find_upload(session, owner, dataset, with_data=True)
     if upload is not None:
-        return _upload_training_data(upload, test_fraction, seed)
+        return _upload_training_data(session, upload, test_fraction, seed, test_dataset)
     if is_catalog_name(dataset):
         generator = {"n_samples": n_samples, "noise": noise}
         return _catalog_training_data(settings, dataset, seed, test_fraction, download, generator)
     raise not_found(dataset)
 
 
-def _upload_training_data(upload: Dataset, test_fraction: float | None, seed: int) -> TrainingData:
-    if upload.data is None:
-        raise ServiceError(
-            f"dataset {upload.id} has no stored data", status=503, type="dataset_corrupt"
-        )
-    x, y, meta = decode_arrays(upload.data)
-    fraction = test_fraction if test_fraction is not None else upload.test_fraction
-    fraction = DEFAULT_TEST_FRACTION if fraction is None else fraction
-    _check_fraction(fraction)
-    train, test = split_indices(y, upload.task, fraction, seed)
+def _upload_training_data(
+    session: Session,
+    upload: Dataset,
+    test_fraction: float | None,
+    seed: int,
+    test_dataset: str | None,
+) -> TrainingData:
+    x, y, meta = decode_arrays(_stored(upload))
+    if test_fraction is not None:
+        _check_fraction(test_fraction)
+    train, test = upload_split(upload, y, test_fraction, seed)
+    x_test, y_test = x[test], y[test]
+    source = "test_file" if upload.n_test_rows else "fraction"
+    if test_dataset is not None:
+        x_test, y_test = _test_dataset_rows(session, upload, test_dataset, y)
+        source = "test_dataset"
+    elif len(test) == 0:
+        raise missing_test_split(upload.name)
+    fraction = 0.0 if source != "fraction" else (test_fraction or upload_fraction(upload))
     metadata = {
         **meta,
         "dataset_id": upload.id,
         "format": upload.format,
         "classes": upload.classes,
         "split": {
-            "stratified": upload.task in CLASSIFIED_TASKS and y.ndim == 1,
+            "test_rows_from": source,
+            "stratified": source == "fraction" and upload.task in CLASSIFIED_TASKS and y.ndim == 1,
             "test_fraction": fraction,
             "seed": seed,
         },
@@ -254,9 +300,41 @@ def _upload_training_data(upload: Dataset, test_fraction: float | None, seed: in
         task=upload.task,
         X_train=x[train],
         y_train=y[train],
-        X_test=x[test],
-        y_test=y[test],
+        X_test=x_test,
+        y_test=y_test,
         metadata=metadata,
+    )
+
+
+def _stored(upload: Dataset) -> bytes:
+    if upload.data is None:
+        raise ServiceError(
+            f"dataset {upload.id} has no stored data", status=503, type="dataset_corrupt"
+        )
+    return upload.data
+
+
+def _test_dataset_rows(
+    session: Session, upload: Dataset, test_dataset: str, y_train: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of the test dataset (an upload id of the same owner), labels aligned."""
+    test = find_upload(session, upload.owner, test_dataset, with_data=True)
+    if test is None:
+        raise NotFound.for_field(
+            "test_dataset",
+            "no such dataset",
+            summary=f"test dataset {test_dataset!r} was deleted after the job was submitted",
+        )
+    x, y, _ = decode_arrays(_stored(test))
+    return x, align_labels(y_train, y)
+
+
+def missing_test_split(name: str) -> Unprocessable:
+    return invalid(
+        "test_dataset",
+        "required: the dataset was uploaded with test_fraction 0 and no test_file",
+        summary=f"dataset {name!r} was uploaded with test_fraction 0 and no test_file: name "
+        "the upload holding its test rows as test_dataset, or set test_fraction",
     )
 
 
@@ -298,6 +376,7 @@ def _catalog_training_data(
 
 
 def _check_fraction(fraction: float) -> None:
+    """A job's own test_fraction (an upload may store 0, meaning no split of its rows)."""
     if isinstance(fraction, bool) or not 0.0 < fraction < 1.0:
         raise invalid(
             "test_fraction",
@@ -307,20 +386,22 @@ def _check_fraction(fraction: float) -> None:
 
 
 def unavailable_error(exc: DatasetUnavailable) -> DatasetUnavailableError:
-    """nn_core's DatasetUnavailable as a 503 whose details list each file to put in place."""
+    """nn_core's DatasetUnavailable as a 503: the one-line summary (why, and the fix) as the
+    message, each file to put in place (with its sha256) in the details."""
     details = [
         ErrorDetail(field="dataset", message=f"put {path.name} at {path} (sha256 {digest})")
         for path, digest in exc.missing
     ]
-    return DatasetUnavailableError(exc.message, details=details)
+    return DatasetUnavailableError(exc.summary, details=details)
 
 
-def split_sizes(
-    task: str, n_rows: int, class_balance: dict[str, int] | None, test_fraction: float
-) -> tuple[int, int]:
-    """(n_train, n_test) that `split_indices` gives, computed from the stored metadata."""
-    if task in CLASSIFIED_TASKS and class_balance:
-        n_test = sum(round(count * test_fraction) for count in class_balance.values())
+def split_sizes(upload: Dataset) -> tuple[int, int]:
+    """(n_train, n_test) that `upload_split` gives, computed from the stored metadata."""
+    if upload.n_test_rows:
+        return upload.n_rows - upload.n_test_rows, upload.n_test_rows
+    fraction = upload_fraction(upload)
+    if upload.task in CLASSIFIED_TASKS and upload.class_balance:
+        n_test = sum(round(count * fraction) for count in upload.class_balance.values())
     else:
-        n_test = round(n_rows * test_fraction)
-    return n_rows - n_test, n_test
+        n_test = round(upload.n_rows * fraction)
+    return upload.n_rows - n_test, n_test

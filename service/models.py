@@ -141,6 +141,14 @@ class Dataset(Base):
     data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
     size_bytes: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # SHA-256 of the uploaded file's bytes as the user has them (compressed or not), and of
+    # the test_file when one came with it; NULL for uploads made before they were recorded.
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    test_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Rows that came from the test_file: the last ones stored; NULL when the split is ours.
+    n_test_rows: Mapped[int | None] = mapped_column(Integer)
+    # How the upload was read: label_column, header, compression, files (name, sha256, size).
+    file_info: Mapped[Any | None] = mapped_column(JSONValue)
 
 
 class TrainingJob(Base):
@@ -160,6 +168,13 @@ class TrainingJob(Base):
         ForeignKey("datasets.id", ondelete="SET NULL"), index=True
     )
     dataset_name: Mapped[str] = mapped_column(String(200), default="")
+    # Lineage, copied at submit so it outlives the datasets: the SHA-256 of the training
+    # dataset's file, and of the file the test rows come from when it is another one (the
+    # upload's test_file, or the test_dataset named at submit).
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64))
+    test_dataset_id: Mapped[str | None] = mapped_column(String(40))
+    test_dataset_name: Mapped[str | None] = mapped_column(String(200))
+    test_sha256: Mapped[str | None] = mapped_column(String(64))
     model_name: Mapped[str] = mapped_column(String(200))
     hyperparameters: Mapped[Any | None] = mapped_column(JSONValue)
     epoch: Mapped[int] = mapped_column(Integer, default=0)
@@ -243,6 +258,9 @@ class ModelVersion(Base):
     # Decision threshold for binary classifiers (e.g. spam scoring); NULL means 0.5. Set by
     # the owner with PATCH, since the right trade-off is a product decision, not a weight.
     threshold: Mapped[float | None] = mapped_column(Float)
+    # Set when a sweep registered this version: the sweep and its best trial's parameters.
+    sweep_id: Mapped[str | None] = mapped_column(String(40))
+    sweep_params: Mapped[Any | None] = mapped_column(JSONValue)
 
     model: Mapped[Model] = relationship(back_populates="versions")
 
@@ -261,3 +279,96 @@ class ModelAlias(Base):
 
     model: Mapped[Model] = relationship(back_populates="aliases")
     version: Mapped[ModelVersion] = relationship()
+
+
+class SweepStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_SWEEP_STATUSES = frozenset(
+    {SweepStatus.SUCCEEDED, SweepStatus.FAILED, SweepStatus.CANCELLED}
+)
+
+
+class TrialState(StrEnum):
+    """A sweep trial's state; RUNNING covers its job being queued or training."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Sweep(Base):
+    """A hyperparameter study (service/sweeps/): its rows and its trials' rows are the whole
+    Optuna study state, rebuilt in memory for each decision, so no Optuna tables exist."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (
+        CheckConstraint(_in("status", SweepStatus), name="status"),
+        Index("ix_sweeps_owner_created_at", "owner", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("sweep"))
+    owner: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default=SweepStatus.QUEUED, index=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    dataset_id: Mapped[str | None] = mapped_column(String(40))
+    dataset_name: Mapped[str] = mapped_column(String(200))
+    # The normalized spec every trial starts from, before its parameters are applied.
+    spec: Mapped[Any] = mapped_column(JSONValue)
+    search_space: Mapped[Any] = mapped_column(JSONValue)
+    objective_metric: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16))
+    n_trials: Mapped[int] = mapped_column(Integer)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    sampler: Mapped[str] = mapped_column(String(32))
+    pruner: Mapped[Any] = mapped_column(JSONValue)
+    seed: Mapped[int] = mapped_column(Integer)
+    initial_trials: Mapped[Any | None] = mapped_column(JSONValue)
+    # What every trial job gets besides its parameters: {"hyperparameters": {test_fraction,
+    # n_samples, ...}, "lineage": the dataset's id and SHA-256 as service/jobs/submit.py found}.
+    job_options: Mapped[Any | None] = mapped_column(JSONValue)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    best_trial_number: Mapped[int | None] = mapped_column(Integer)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    importances: Mapped[Any | None] = mapped_column(JSONValue)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SweepTrial(Base):
+    """One trial: its number (unique in the sweep, so no trial is created twice), its
+    parameters and the training job that runs it. Intermediate values are the job's metric
+    points. Only the best complete trial keeps its weights, until the sweep registers them."""
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "number"),
+        CheckConstraint(_in("state", TrialState), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="SET NULL"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default=TrialState.RUNNING)
+    params: Mapped[Any] = mapped_column(JSONValue)
+    value: Mapped[float | None] = mapped_column(Float)
+    # Optuna's per-trial bookkeeping (samplers' and pruners' system attributes).
+    system_attrs: Mapped[Any | None] = mapped_column(JSONValue)
+    test_metrics: Mapped[Any | None] = mapped_column(JSONValue)
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

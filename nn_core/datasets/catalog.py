@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+#: Longest one-line summary of why a dataset cannot be had (shown as a job's failure reason).
+MAX_SUMMARY = 300
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ class Entry:
     source: str
     build: Callable[[Entry, dict[str, Path], Options], tuple[Arrays, dict[str, Any]]]
     files: tuple[DataFile, ...] = ()
+    #: Appended to the offline summary (with its own leading separator): where the files
+    #: come from, another way to get them, or a dataset that stands in offline.
+    offline_hint: str = ""
 
     def info(self, cache_dir: PathLike | None = None) -> DatasetInfo:
         directory = _directory(cache_dir, self.name)
@@ -207,8 +212,31 @@ def _locate_all(
             message = f"dataset {entry.name!r} is unavailable: {exc.message}"
             if rest:
                 message += " Also needed: " + "; ".join(f.hint(directory) for f in rest) + "."
-            raise DatasetUnavailable(message, missing) from None
+            summary = offline_summary(entry, [file, *rest], directory, exc.cause)
+            raise DatasetUnavailable(message, missing, cause=exc.cause, summary=summary) from None
     return found
+
+
+def offline_summary(
+    entry: Entry, missing: Sequence[DataFile], directory: Path | None, cause: str
+) -> str:
+    """One line of at most MAX_SUMMARY characters: what is missing, why, and the fix.
+
+    The full story (every mirror's error, each file's sha256) stays in the exception's
+    message; this line is what a user reads in a failed job.
+    """
+    head = f"{entry.name} is not on this machine and cannot be downloaded ({cause}): "
+    if directory is None:
+        return (head + "set a cache directory")[:MAX_SUMMARY]
+    first = missing[0].name
+    named = first if len(missing) == 1 else f"its {len(missing)} files ({first} ...)"
+    bare = first if len(missing) == 1 else f"its {len(missing)} files"
+    # Longest first: drop the example file name, then the hint, before cutting anything.
+    for what, hint in ((named, entry.offline_hint), (bare, entry.offline_hint), (bare, "")):
+        line = f"{head}put {what} in {directory}{hint}"
+        if len(line) <= MAX_SUMMARY:
+            return line
+    return line[: MAX_SUMMARY - 3] + "..."
 
 
 def _where(file: DataFile, directory: Path | None) -> Path:
@@ -286,6 +314,7 @@ def idx_dataset(
     search_dirs: Sequence[str] = (),
     n_train: int = 60000,
     n_test: int = 10000,
+    offline_hint: str = "",
 ) -> Entry:
     """An entry for an MNIST-layout dataset (the four IDX_FILES, 28x28 uint8 images).
 
@@ -314,6 +343,7 @@ def idx_dataset(
         source="local" if search_dirs and not mirrors else "download",
         build=_build_idx,
         files=files,
+        offline_hint=offline_hint,
     )
 
 
@@ -365,6 +395,7 @@ register(
         MNIST_SHA256,
         [str(d) for d in range(10)],
         sizes=_by_file([9912422, 28881, 1648877, 4542]),
+        offline_hint=", or train on fashion-mnist instead (apt-get install dataset-fashion-mnist)",
     )
 )
 
@@ -414,6 +445,7 @@ register(
         sizes=_by_file([26421880, 29515, 4422102, 5148]),
         also_accept=FASHION_DEBIAN_SHA256,
         search_dirs=[FASHION_SYSTEM_DIR],
+        offline_hint=", or apt-get install dataset-fashion-mnist",
     )
 )
 
@@ -473,5 +505,6 @@ register(
         source="download",
         build=_build_sms,
         files=(SMS_FILE,),
+        offline_hint=" (it is in the zip at https://archive.ics.uci.edu/dataset/228)",
     )
 )

@@ -33,12 +33,23 @@ class DatasetUnavailable(NNCoreError):
     """A dataset file is neither on disk nor downloadable right now.
 
     `missing` lists (path, sha256) pairs: where each file would have to be put, and the
-    digest it must have, so a caller can show offline users exactly what to do.
+    digest it must have, so a caller can show offline users exactly what to do. `cause` is
+    the short why (e.g. "no connection", "downloads are disabled") for a one-line summary;
+    `summary` is that line when the catalog has written one (see catalog.py), else `message`.
     """
 
-    def __init__(self, message: str, missing: Iterable[tuple[Path, str]] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        missing: Iterable[tuple[Path, str]] = (),
+        *,
+        cause: str = "not on disk",
+        summary: str = "",
+    ) -> None:
         self.message = message
         self.missing = list(missing)
+        self.cause = cause
+        self.summary = summary or message
         super().__init__(message)
 
 
@@ -141,35 +152,53 @@ def locate(
     if found is not None:
         return found, digest
     if directory is None:
-        raise _unavailable(file, None, [*notes, "no cache directory is configured"])
+        cause = "no cache directory is configured"
+        raise _unavailable(file, None, [*notes, cause], cause)
     if isinstance(file, ZipMember):
         try:
             archive = ensure(file.archive, directory, download=download, timeout=timeout)
         except DatasetUnavailable as exc:
-            raise _unavailable(file, directory, [*notes, exc.message]) from None
+            raise _unavailable(file, directory, [*notes, exc.message], exc.cause) from None
         return _extract(file, archive, directory)
     if not download:
-        raise _unavailable(file, directory, [*notes, "downloads are disabled"])
+        cause = "downloads are disabled"
+        raise _unavailable(file, directory, [*notes, cause], cause)
     directory.mkdir(parents=True, exist_ok=True)
+    failures: list[_Failed] = []
     for url in file.urls:
         try:
             return _download(url, file, directory, timeout)
         except _Failed as exc:
+            failures.append(exc)
             notes.append(f"{url}: {exc}")
-    raise _unavailable(file, directory, notes or ["no download URL is known"])
+    if not failures:
+        cause = "no download URL is known"
+        raise _unavailable(file, directory, [*notes, cause], cause)
+    # Every mirror unreachable is the offline case; else the last mirror's short reason.
+    cause = "no connection" if all(f.offline for f in failures) else failures[-1].short
+    raise _unavailable(file, directory, notes, cause)
 
 
-def _unavailable(file: DataFile, directory: Path | None, notes: list[str]) -> DatasetUnavailable:
+def _unavailable(
+    file: DataFile, directory: Path | None, notes: list[str], cause: str
+) -> DatasetUnavailable:
     where = directory / file.name if directory is not None else Path(file.name)
     detail = "; ".join(notes)
     return DatasetUnavailable(
         f"{file.name} is not available ({detail}). To install it by hand, {file.hint(directory)}.",
         [(where, file.sha256)],
+        cause=cause,
     )
 
 
 class _Failed(Exception):
-    """One mirror did not deliver a good copy."""
+    """One mirror did not deliver a good copy; `short` says why in a few words, `offline`
+    whether the mirror could not be reached at all."""
+
+    def __init__(self, message: str, short: str = "", *, offline: bool = False) -> None:
+        super().__init__(message)
+        self.short = short or message
+        self.offline = offline
 
 
 def _download(url: str, file: RemoteFile, directory: Path, timeout: float) -> tuple[Path, str]:
@@ -193,12 +222,18 @@ def _download(url: str, file: RemoteFile, directory: Path, timeout: float) -> tu
             out.flush()
             os.fsync(out.fileno())
         if digest.hexdigest() not in file.digests:
-            raise _Failed(f"corrupt download: sha256 {digest.hexdigest()}, expected {file.sha256}")
+            raise _Failed(
+                f"corrupt download: sha256 {digest.hexdigest()}, expected {file.sha256}",
+                "corrupt download",
+            )
         target = directory / file.name
         os.replace(tmp, target)
         return target, digest.hexdigest()
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        raise _Failed(_reason(exc)) from None
+        unreachable = isinstance(exc, urllib.error.URLError) and not isinstance(
+            exc, urllib.error.HTTPError
+        )
+        raise _Failed(_reason(exc), offline=unreachable) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -221,7 +256,10 @@ def _extract(file: ZipMember, archive: Path, directory: Path) -> tuple[Path, str
             data = zf.read(info)
     except (KeyError, ValueError, zipfile.BadZipFile, OSError) as exc:
         raise _unavailable(
-            file, directory, [f"{archive}: cannot read {file.member}: {exc}"]
+            file,
+            directory,
+            [f"{archive}: cannot read {file.member}: {exc}"],
+            f"{archive.name} is unreadable",
         ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest not in file.digests:
@@ -229,6 +267,7 @@ def _extract(file: ZipMember, archive: Path, directory: Path) -> tuple[Path, str
             file,
             directory,
             [f"{file.member} in {archive} has sha256 {digest}, expected {file.sha256}"],
+            f"{file.member} in {archive.name} has the wrong sha256",
         )
     fd, tmp_name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=directory)
     try:

@@ -1,4 +1,4 @@
-"""Uploaded data -> arrays: CSV with a label column, NPZ with X and y, "label<TAB>text" lines.
+"""Uploaded data -> arrays: CSV (with or without a header), NPZ with X and y, "label<TAB>text".
 
 Every error says what is wrong and where (column, line, array), because these messages go
 straight back to whoever uploaded the file. Nothing is ever unpickled: NPZ members are
@@ -12,6 +12,7 @@ import io
 import os
 import zipfile
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,69 +34,185 @@ def _read_bytes(source: Source) -> bytes:
         return fh.read()
 
 
-def decode_text(data: bytes) -> str:
-    """UTF-8 (a BOM is dropped), falling back to Latin-1, which decodes any byte string."""
+def decode_text(data: bytes, field: str = "file") -> str:
+    """UTF-8 text (a BOM is dropped); anything else is refused, saying at which line and byte.
+
+    Guessing another encoding would silently turn labels into different strings.
+    """
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            field,
+            f"is not UTF-8 text: line {line} has the byte 0x{data[exc.start]:02x} at byte "
+            f"offset {exc.start}; save the file as UTF-8",
+        ) from None
 
 
 # ----------------------------------------------------------------------------- CSV
 
+#: Header names taken as the label when no label column is named (compared lower-cased).
+LABEL_NAMES = ("label", "target", "class", "y")
+#: Rows after the first that header detection looks at.
+HEADER_SAMPLE_ROWS = 50
+
+
+@dataclass
+class CsvTable:
+    """A parsed CSV: features, labels, and how the file was read (for the caller to show)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    #: Names of the feature columns; a headerless file's columns are named "0", "1", ...
+    feature_names: list[str]
+    label_name: str
+    #: The label's 0-based column index in the file.
+    label_index: int
+    header: bool
+
 
 def load_csv(
     source: Source,
-    label_column: str,
+    label_column: str | int | None = None,
     *,
+    header: bool | None = None,
     delimiter: str = ",",
     dtype: Any = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) from a CSV with a header row; every column but `label_column` is a feature.
+    """(X, y) from a CSV; every column but the label column is a feature (see read_csv)."""
+    table = read_csv(source, label_column, header=header, delimiter=delimiter, dtype=dtype)
+    return table.x, table.y
 
+
+def read_csv(
+    source: Source,
+    label_column: str | int | None = None,
+    *,
+    header: bool | None = None,
+    delimiter: str = ",",
+    dtype: Any = np.float64,
+) -> CsvTable:
+    """Parse a CSV with or without a header row.
+
+    `header` None detects it (`looks_like_header`). `label_column` is a column name, or a
+    0-based index (an int or a string of digits; negative counts from the end) when no column
+    has that name; None takes the column named label/target/class/y, else the last column.
     Labels come back as int64 when all are integers, float64 when all are numbers, else as
-    strings (a unicode array).
+    strings (a unicode array). Errors name the line (and column) at fault.
     """
-    rows = list(csv.reader(io.StringIO(decode_text(_read_bytes(source))), delimiter=delimiter))
-    numbered = [(i + 1, row) for i, row in enumerate(rows) if any(cell.strip() for cell in row)]
+    numbered = _csv_rows(decode_text(_read_bytes(source)), delimiter)
     if not numbered:
-        raise DataError("file", "is empty; expected a header row and data rows")
-    header = [name.strip() for name in numbered[0][1]]
-    body = numbered[1:]
-    _check_header(header, label_column)
+        raise DataError("file", "is empty; expected rows of comma-separated values")
+    detected = header is None
+    if header is None:
+        header = looks_like_header([row for _, row in numbered[: HEADER_SAMPLE_ROWS + 1]])
+    width = len(numbered[0][1])
+    names = [c.strip() for c in numbered[0][1]] if header else [str(j) for j in range(width)]
+    body = numbered[1:] if header else numbered
+    _check_columns(names)
+    label_at = _label_index(names, label_column, header)
     if not body:
         raise DataError("file", "has a header but no data rows")
     for line, row in body:
-        if len(row) != len(header):
+        if len(row) != width:
+            first = "the header" if header else f"line {numbered[0][0]}"
             raise DataError(
-                "file", f"line {line} has {len(row)} fields, the header has {len(header)}"
+                "file", f"line {line} has {len(row)} fields, expected {width} as {first} has"
             )
-    label_at = header.index(label_column)
     columns = list(zip(*(row for _, row in body), strict=True))
     lines = [line for line, _ in body]
+    hint = " (if it is a header row, send header=true)" if detected and not header else ""
     features = [
-        _numeric_column(name, columns[j], lines, dtype)
-        for j, name in enumerate(header)
+        _numeric_column(name, j, columns[j], lines, dtype, hint)
+        for j, name in enumerate(names)
         if j != label_at
     ]
-    x = np.stack(features, axis=1)
-    return x, _label_column(label_column, columns[label_at], lines)
+    return CsvTable(
+        x=np.stack(features, axis=1),
+        y=_label_column(names[label_at], columns[label_at], lines),
+        feature_names=[name for j, name in enumerate(names) if j != label_at],
+        label_name=names[label_at],
+        label_index=label_at,
+        header=header,
+    )
 
 
-def _check_header(header: list[str], label_column: str) -> None:
-    if label_column not in header:
-        shown = ", ".join(repr(h) for h in header[:20])
-        raise DataError(
-            "label_column", f"column {label_column!r} not found; available columns: {shown}"
-        )
-    if len(header) < 2:
+def _csv_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
+    """Non-blank rows with the line each ends on (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as exc:
+        raise DataError("file", f"line {reader.line_num + 1}: {exc}") from None
+    return rows
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def looks_like_header(rows: list[list[str]]) -> bool:
+    """Whether the first row names the columns rather than holding data.
+
+    It does when, in every column whose cells in the following rows are all numbers, the
+    first row's cell is not a number (and there is at least one such column). A data row
+    with one stray bad cell is therefore not mistaken for a header, and a header whose
+    names are numbers is not detected: send header=true for it. A lone row is a header when
+    it has any cell that is not a number.
+    """
+    first, rest = rows[0], rows[1:]
+    if not rest:
+        return any(cell.strip() and not _is_number(cell) for cell in first)
+    numeric = [
+        j for j in range(len(first)) if all(j < len(row) and _is_number(row[j]) for row in rest)
+    ]
+    return bool(numeric) and all(not _is_number(first[j]) for j in numeric)
+
+
+def _label_index(names: list[str], label_column: str | int | None, header: bool) -> int:
+    if label_column is None:
+        lowered = [name.lower() for name in names]
+        matches = [lowered.index(n) for n in LABEL_NAMES if header and n in lowered]
+        return matches[0] if matches else len(names) - 1
+    if isinstance(label_column, str) and label_column in names:
+        return names.index(label_column)
+    index = _as_index(label_column)
+    if index is not None and -len(names) <= index < len(names):
+        return index % len(names)
+    shown = ", ".join(repr(h) for h in names[:20]) + (", ..." if len(names) > 20 else "")
+    what = "columns" if header else f"{len(names)} columns, indexes 0 to {len(names) - 1}"
+    raise DataError(
+        "label_column", f"column {label_column!r} not found; the file has {what}: {shown}"
+    )
+
+
+def _as_index(label_column: str | int) -> int | None:
+    if isinstance(label_column, int):
+        return label_column
+    text = label_column.strip()
+    digits = text.removeprefix("-")
+    return int(text) if digits.isdigit() else None
+
+
+def _check_columns(names: list[str]) -> None:
+    if len(names) < 2:
         raise DataError("file", "needs at least one feature column besides the label")
-    duplicates = sorted(name for name, n in Counter(header).items() if n > 1)
+    duplicates = sorted(name for name, n in Counter(names).items() if n > 1)
     if duplicates:
         raise DataError("file", f"duplicate column names: {', '.join(map(repr, duplicates))}")
 
 
-def _numeric_column(name: str, cells: tuple[str, ...], lines: list[int], dtype: Any) -> np.ndarray:
+def _numeric_column(
+    name: str, index: int, cells: tuple[str, ...], lines: list[int], dtype: Any, hint: str
+) -> np.ndarray:
     try:
         values = np.array([c.strip() for c in cells], dtype=np.float64)
     except ValueError:
@@ -103,13 +220,14 @@ def _numeric_column(name: str, cells: tuple[str, ...], lines: list[int], dtype: 
     if values is not None and np.isfinite(values).all():
         return values.astype(dtype)
     for cell, line in zip(cells, lines, strict=True):  # slow path: find the first bad cell
+        where = f"line {line}, column {index}"
         try:
             number = float(cell)
         except ValueError:
             what = "is empty" if not cell.strip() else f"{cell.strip()[:40]!r} is not a number"
-            raise DataError(name, f"line {line}: {what}") from None
+            raise DataError(name, f"{where}: {what}{hint if line == lines[0] else ''}") from None
         if not np.isfinite(number):
-            raise DataError(name, f"line {line}: {cell.strip()!r} is not a finite number")
+            raise DataError(name, f"{where}: {cell.strip()!r} is not a finite number")
     raise AssertionError("unreachable: a column failed to parse but every cell parsed")
 
 

@@ -154,6 +154,18 @@ class TextFeatures(Transform):
             out[:, self.n_features :] = np.log1p(counts) * _HAND_SCALE
         return out
 
+    def column_keys(self, text: str) -> dict[int, list[str]]:
+        """The feature columns one text lights up, each with the tokens, bigrams, character
+        n-grams (prefixed "#") or hand feature names it holds: hashing keeps no vocabulary,
+        so an explanation maps columns back to words through the text itself."""
+        found: dict[int, list[str]] = {}
+        for key in dict.fromkeys(self._keys(tokenize(text))):
+            found.setdefault(zlib.crc32(key.encode("utf-8")) % self.n_features, []).append(key)
+        if self.hand_features:
+            for i, (name, _) in enumerate(HAND_FEATURES):
+                found[self.n_features + i] = [f"[{name}]"]
+        return found
+
     def _keys(self, tokens: list[str]) -> list[str]:
         keys = list(tokens)
         if self.bigrams:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
@@ -17,8 +19,10 @@ from nn_core.datasets.catalog import DatasetInfo
 from service import datasets_store as store
 from service.api.errors import ERROR_RESPONSES
 from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
+from service.api.headers import attachment
 from service.auth import PrincipalDep
-from service.dataset_files import ParsedDataset, infer_format, parse_upload
+from service.dataset_files import ParsedDataset, ReadOptions, UploadPart, parse_upload
+from service.dataset_splits import split_csv
 from service.db import Database
 from service.deps import DatabaseDep, SessionDep, SettingsDep
 from service.errors import Conflict, invalid
@@ -29,9 +33,14 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 upload_router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 _UPLOAD_FILES = {
-    "file": "The data: a .csv, .npz, label<TAB>text file, or the IDX images",
+    "file": "The data: a .csv, .npz, label<TAB>text file, or the IDX images; each may be "
+    "gzip-compressed (.gz) or the one file in a .zip",
     "labels": "IDX only: the labels file matching the images",
+    "test_file": "Optional: your own test split, in the same format and columns; used as is "
+    "(then test_fraction must be 0 or absent)",
+    "test_labels": "IDX only: the labels of test_file",
 }
+_FILE_PARTS = tuple(_UPLOAD_FILES)
 
 
 @router.get("", response_model=DatasetList, responses=ERROR_RESPONSES)
@@ -53,6 +62,58 @@ def get_dataset(
     if upload is not None:
         return _from_upload(upload)
     return _from_catalog(store.catalog_info(settings, ref))
+
+
+@router.get(
+    "/{ref}/split/{part}",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "One line per row: `row` (0-based data row in the uploaded file, "
+            "or in the test_file for its rows; the header row is not counted), the features, "
+            "then the label",
+        },
+        **ERROR_RESPONSES,
+    },
+)
+def download_split(
+    ref: str,
+    part: Literal["train", "test"],
+    principal: PrincipalDep,
+    session: SessionDep,
+    test_fraction: Annotated[
+        float | None,
+        Query(
+            gt=0.0,
+            lt=1.0,
+            description="The test_fraction a job overrode (default: the upload's own split)",
+        ),
+    ] = None,
+) -> StreamingResponse:
+    """The rows of an upload's train or test split as CSV: exactly the rows a job trains and
+    is tested on (the split is seeded, so it is the same for every job)."""
+    upload = store.find_upload(session, principal.owner, ref, with_data=True)
+    if upload is None:
+        if store.is_catalog_name(ref):
+            raise Conflict.for_field(
+                "dataset",
+                "built-in",
+                summary=f"{ref!r} is a built-in dataset; only uploads have a downloadable split",
+            )
+        raise store.not_found(ref)
+    if test_fraction is not None and upload.n_test_rows:
+        raise invalid(
+            "test_fraction",
+            "the dataset has its own test_file",
+            summary="this upload came with its own test split; test_fraction does not apply",
+        )
+    filename = f"{upload.name}-{part}.csv"
+    return StreamingResponse(
+        split_csv(upload, part, test_fraction),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": attachment(filename)},
+    )
 
 
 @router.delete("/{ref}", status_code=204, response_class=Response, responses=ERROR_RESPONSES)
@@ -93,7 +154,7 @@ async def upload_dataset(
     is inferred from the file name unless `format` is given. Malformed files answer 400/422
     naming the field (and line or column); nothing is stored then.
     """
-    async with uploaded_form(request, max_files=2, max_fields=8) as form:
+    async with uploaded_form(request, max_files=4, max_fields=10) as form:
         upload = await _read_dataset_form(form, settings.max_upload_bytes)
     row = await run_in_threadpool(_parse_and_store, database, principal.owner, upload)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
@@ -105,60 +166,42 @@ class _Upload:
     """A dataset upload as read from the form, before parsing."""
 
     name: str
-    format: str
     fields: DatasetUploadFields
-    data: bytes
-    labels: bytes | None
-    files: list[str]
+    parts: dict[str, UploadPart]
 
 
 async def _read_dataset_form(form: FormData, limit: int) -> _Upload:
-    """Check the form's fields against each other, then read the file parts."""
+    """Check the text fields, then read the file parts (each up to the upload limit)."""
     file = form_file(form, "file", required=True)
     assert file is not None
-    labels = form_file(form, "labels", required=False)
-    fields = form_fields(DatasetUploadFields, form, exclude=("file", "labels"))
-    fmt = fields.format or infer_format(file.filename, labels is not None)
-    if fmt is None:
-        raise invalid(
-            "body.format",
-            "required",
-            summary=f"cannot tell the format of {file.filename or 'the file'!r}; send format "
-            "(csv, npz, idx or text)",
-        )
-    if labels is not None and fmt != "idx":
-        raise invalid(
-            "body.labels",
-            "only for format idx",
-            summary="a separate labels file is only used by the idx format",
-        )
+    fields = form_fields(DatasetUploadFields, form, exclude=_FILE_PARTS)
     name = fields.name or _default_name(file.filename)
     _check_name(name)
-    return _Upload(
-        name=name,
-        format=fmt,
-        fields=fields,
-        data=await read_upload(file, limit, "file"),
-        labels=await read_upload(labels, limit, "labels") if labels else None,
-        files=[f.filename for f in (file, labels) if f is not None and f.filename],
-    )
+    parts: dict[str, UploadPart] = {}
+    for part in _FILE_PARTS:
+        upload = form_file(form, part, required=False)
+        if upload is not None:
+            data = await read_upload(upload, limit, part)
+            parts[part] = UploadPart(part, data, upload.filename or None)
+    return _Upload(name=name, fields=fields, parts=parts)
 
 
 def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset:
     """CPU-bound parsing and the insert, off the event loop; nothing is written on error."""
-    fields, name = upload.fields, upload.name
+    fields, name, parts = upload.fields, upload.name, upload.parts
+    options = ReadOptions(fields.format, fields.label_column, fields.header, fields.test_fraction)
     parsed = parse_upload(
-        upload.format,
-        upload.data,
-        test_fraction=fields.test_fraction,
-        label_column=fields.label_column,
-        labels=upload.labels,
+        parts["file"],
+        options,
+        labels=parts.get("labels"),
+        test_file=parts.get("test_file"),
+        test_labels=parts.get("test_labels"),
     )
+    fmt = str(parsed.meta["format"])
     meta = {
         **parsed.meta,
-        "format": upload.format,
-        "files": upload.files,
-        "upload_bytes": len(upload.data) + len(upload.labels or b""),
+        "files": [f["name"] for f in parsed.file_info["files"] if f["name"]],
+        "upload_bytes": sum(len(part.data) for part in parts.values()),
     }
     blob = store.encode_arrays(parsed.x, parsed.y, meta)
     with database.write_session() as session:
@@ -169,7 +212,8 @@ def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset
                 summary=f"you already have a dataset named {name!r}; "
                 "pick another name or delete it",
             )
-        row = _new_row(owner, name, upload.format, fields.test_fraction, parsed, blob)
+        fraction = options.fraction("test_file" in parts)
+        row = _new_row(owner, name, fmt, fraction, parsed, blob)
         session.add(row)
         session.flush()
     return row
@@ -191,6 +235,12 @@ def _new_row(
         test_fraction=test_fraction,
         data=blob,
         size_bytes=len(blob),
+        sha256=parsed.file_info["files"][0]["sha256"],
+        test_sha256=next(
+            (f["sha256"] for f in parsed.file_info["files"] if f["part"] == "test_file"), None
+        ),
+        n_test_rows=parsed.n_test_rows or None,
+        file_info=parsed.file_info,
     )
 
 
@@ -226,8 +276,9 @@ def _check_name(name: str) -> None:
 
 
 def _from_upload(row: Dataset) -> DatasetOut:
-    fraction = row.test_fraction if row.test_fraction is not None else store.DEFAULT_TEST_FRACTION
-    n_train, n_test = store.split_sizes(row.task, row.n_rows, row.class_balance, fraction)
+    n_train, n_test = store.split_sizes(row)
+    info = row.file_info or {}
+    meta_names = info.get("feature_names")
     return DatasetOut(
         id=row.id,
         name=row.name,
@@ -242,9 +293,23 @@ def _from_upload(row: Dataset) -> DatasetOut:
         classes=row.classes,
         class_balance=row.class_balance,
         test_fraction=row.test_fraction,
+        test_split=_test_split(row),
+        sha256=row.sha256,
+        test_sha256=row.test_sha256,
+        label_column=info.get("label_column"),
+        header=info.get("header"),
+        feature_names=meta_names if isinstance(meta_names, list) else None,
+        compression=info.get("compression"),
+        files=info.get("files"),
         size_bytes=row.size_bytes,
         created_at=row.created_at,
     )
+
+
+def _test_split(row: Dataset) -> Literal["fraction", "test_file", "none"]:
+    if row.n_test_rows:
+        return "test_file"
+    return "none" if row.test_fraction == 0 else "fraction"
 
 
 def _from_catalog(info: DatasetInfo) -> DatasetOut:

@@ -1,6 +1,8 @@
 """One JSON error shape for every 4xx/5xx the service answers, and its OpenAPI documentation.
 
 Shape: {"error": {"type": "...", "message": "...", "details": [{"field": "...", "message": "..."}]}}
+except under /v2, where the Open Inference Protocol defines its own: {"error": "<message>"}
+(the same message, naming the field), which its clients (e.g. tritonclient) read.
 
 `install_error_handlers` maps ServiceError (service/errors.py), FastAPI's validation errors,
 HTTPExceptions (incl. router 404/405), database outages and unexpected exceptions to the same
@@ -22,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
@@ -43,15 +46,25 @@ def error_body(type: str, message: str, details: Iterable[ErrorDetail] = ()) -> 
     ).model_dump()
 
 
+def speaks_protocol(scope: Scope) -> bool:
+    """Whether the request is to an Open Inference Protocol (/v2) route."""
+    path = str(scope.get("path", ""))
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def error_response(
     status: int,
     type: str,
     message: str,
     details: Iterable[ErrorDetail] = (),
     headers: Mapping[str, str] | None = None,
+    scope: Scope | None = None,
 ) -> Response:
+    """The error answer; under /v2 (when given the request's scope) in the protocol's shape."""
     if status < 200 or status in (204, 304):  # these statuses may not carry a body
         return Response(status_code=status, headers=dict(headers or {}))
+    if scope is not None and speaks_protocol(scope):
+        return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
     return JSONResponse(
         error_body(type, message, details), status_code=status, headers=dict(headers or {})
     )
@@ -72,11 +85,13 @@ _DESCRIPTIONS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` entries documenting the error shape for the given statuses."""
+def error_responses(
+    *statuses: int, model: type[BaseModel] = ErrorResponse
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` entries documenting the error shape (`model`) for the given statuses."""
     return {
         status: {
-            "model": ErrorResponse,
+            "model": model,
             "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
         }
         for status in statuses
@@ -129,7 +144,9 @@ def _validation_details(exc: RequestValidationError) -> list[ErrorDetail]:
 
 async def service_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    return error_response(exc.status, exc.type, exc.message, exc.details, exc.headers)
+    return error_response(
+        exc.status, exc.type, exc.message, exc.details, exc.headers, scope=request.scope
+    )
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -140,7 +157,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
         message = f"invalid request: {details[0].field}: {details[0].message}"
         if len(details) > 1:
             message += f" (and {len(details) - 1} more)"
-    return error_response(422, "validation_error", message, details)
+    return error_response(422, "validation_error", message, details, scope=request.scope)
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
@@ -158,7 +175,9 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     headers = dict(exc.headers or {})
     if status == 405:
         headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
-    return error_response(status, error_type_for(status), message, details, headers)
+    return error_response(
+        status, error_type_for(status), message, details, headers, scope=request.scope
+    )
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -206,6 +225,7 @@ async def database_error_handler(request: Request, exc: Exception) -> Response:
         "database_unavailable",
         f"the database cannot serve this request: {reason}",
         headers={"Retry-After": "1"},
+        scope=request.scope,
     )
 
 
@@ -216,14 +236,20 @@ async def data_error_handler(request: Request, exc: Exception) -> Response:
     reason = str(exc.orig).strip().splitlines()[0][:200] if exc.orig else "invalid value"
     log.warning("data error on %s %s: %s", request.method, request.url.path, reason)
     if "too big" in reason or "too large" in reason:
-        return error_response(413, "payload_too_large", f"too large to store: {reason}")
-    return error_response(422, "validation_error", f"the database cannot store this: {reason}")
+        return error_response(
+            413, "payload_too_large", f"too large to store: {reason}", scope=request.scope
+        )
+    return error_response(
+        422, "validation_error", f"the database cannot store this: {reason}", scope=request.scope
+    )
 
 
 async def integrity_error_handler(request: Request, exc: Exception) -> Response:
     """A constraint caught a race the handler's own checks missed (e.g. a duplicate name)."""
     log.warning("integrity error on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(409, "conflict", "the request conflicts with existing data")
+    return error_response(
+        409, "conflict", "the request conflicts with existing data", scope=request.scope
+    )
 
 
 async def unhandled_exception_handler(request: Request, exc: Exception) -> Response:
@@ -233,7 +259,9 @@ async def unhandled_exception_handler(request: Request, exc: Exception) -> Respo
         "unhandled error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
     )
     request.scope[_HANDLED_SCOPE_KEY] = True
-    return error_response(500, "internal_error", f"internal error (id {error_id})")
+    return error_response(
+        500, "internal_error", f"internal error (id {error_id})", scope=request.scope
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -274,7 +302,7 @@ class ErrorShapeMiddleware:
                 if message["type"] == "http.response.body" and not message.get("more_body"):
                     replacing = False
                     text, details = _limit_message(scope)
-                    response = error_response(413, "payload_too_large", text, details)
+                    response = error_response(413, "payload_too_large", text, details, scope=scope)
                     await response(scope, receive, send)
                 return
             await send(message)

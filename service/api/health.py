@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.errors import ERROR_RESPONSES, error_responses
 from service.auth import PrincipalDep
+from service.config import Settings
 from service.db import Database
 from service.deps import DatabaseDep
 from service.errors import ServiceUnavailable
@@ -35,14 +38,47 @@ def readyz(request: Request, database: DatabaseDep) -> ReadyResponse:
 
 
 def check_ready(request: Request, database: Database) -> None:
-    """503 "not_ready" until start-up has finished, and while the database does not answer."""
+    """503 "not_ready" until start-up has finished, while the database does not answer, and
+    (with the rq runner) while Redis does not: jobs submitted then could not be queued."""
     if not request.app.state.started:
         raise ServiceUnavailable("starting up", type="not_ready")
     try:
         database.ping()
     except Exception as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise ServiceUnavailable(f"database unreachable: {reason}", type="not_ready") from exc
+        raise ServiceUnavailable(f"database unreachable: {_reason(exc)}", type="not_ready") from exc
+    settings: Settings = request.app.state.settings
+    if settings.runner == "rq":
+        _ping_redis(settings.redis_url)
+
+
+def _ping_redis(url: str) -> None:
+    """A fresh short-timeout connection per probe: a hung Redis fails the probe in seconds,
+    and nothing is shared with the runner's own client."""
+    import redis  # the scale extra, installed wherever runner = "rq" can start
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except Exception as exc:
+        raise ServiceUnavailable(
+            f"redis unreachable at {_redacted(url)}: {_reason(exc)}", type="not_ready"
+        ) from exc
+    finally:
+        client.close()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (it is in NNS_REDIS_URL with a password-protected Redis)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
 
 
 @router.get(

@@ -71,17 +71,20 @@ def list_jobs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    sweep_id: Annotated[
+        str | None, Query(max_length=40, description="Only the trial jobs of this sweep")
+    ] = None,
 ) -> JobList:
     """Your jobs, newest first."""
-    items, total = views.list_jobs(database, principal.owner, status, limit, offset)
+    items, total = views.list_jobs(database, principal.owner, status, limit, offset, sweep_id)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return JobList(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset)
 
 
 @router.get("/{job_id}", response_model=JobResponse, responses=ERROR_RESPONSES)
 def get_job(job_id: str, principal: PrincipalDep, database: DatabaseDep) -> JobResponse:
-    """Status, progress (epoch/total, percent), latest metrics, ETA, failure reason, and the
-    registered model version once succeeded."""
+    """Status, progress (epoch/total, percent), latest epoch's metrics, ETA, failure reason,
+    and once succeeded the registered model version with its test-set metrics."""
     return views.job_view(database, principal.owner, job_id)
 
 
@@ -144,7 +147,10 @@ def _parse_last_event_id(value: str | None) -> int | None:
             "description": "text/event-stream: a `snapshot` event (the job), a `progress` event "
             "per epoch (SSE id = epoch), `status` on state changes and a final `end` event "
             "(the job) after which the stream closes. Send Last-Event-ID to replay every "
-            "epoch after that one."
+            "epoch after that one. Each event's `data` is one JSON object: for `snapshot` "
+            "and `end` a JobResponse (as GET /v1/jobs/{job_id}); for `progress` job_id, "
+            "status, epoch, total_epochs, percent, metrics and eta_seconds; for `status` "
+            "job_id and status."
         },
     },
 )
@@ -156,7 +162,9 @@ async def job_events(
         str | None, Header(description="Last epoch received; epochs after it are replayed")
     ] = None,
 ) -> AsyncIterable[ServerSentEvent]:
-    """Live progress of a job, ending when the job ends."""
+    """Live progress of a job, ending when the job ends. The `end` event is the finished job:
+    on success with `model_version` (name and number) and the `test_metrics` stored on it,
+    on failure with `failure_reason`."""
     cursor = _parse_last_event_id(last_event_id)
     yield ServerSentEvent(event="snapshot", data=snapshot, retry=EVENTS_RETRY_MS)
     if cursor is None:

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service import predictor
+from service import explaining, predictor
 from service.api.errors import error_responses
 from service.api.forms import form_fields, form_file, read_upload, uploaded_form
 from service.api.predict import PREDICT_RESPONSES
@@ -36,6 +36,7 @@ from service.errors import PayloadTooLarge, ServiceError, invalid
 from service.rate_limit import LimiterDep, PredictPrincipalDep, charge
 from service.registry.names import version_ref
 from service.schemas.tasks import (
+    MAX_EXPLAINED,
     DigitPrediction,
     MnistFormFields,
     MnistPredictRequest,
@@ -58,6 +59,8 @@ class DigitQuery:
     field: str
     instances: list[Any] | None = None
     images: tuple[tuple[str, bytes], ...] = ()
+    #: Add a saliency map per digit (service/explaining.py).
+    explain: bool = False
 
 
 _FORM_SCHEMA = {
@@ -86,6 +89,7 @@ OPENAPI_BODY = {
 @router.post(
     "/v1/mnist/predict",
     response_model=MnistPredictResponse,
+    response_model_exclude_none=True,
     responses={**PREDICT_RESPONSES, **error_responses(415)},
     openapi_extra=OPENAPI_BODY,
 )
@@ -99,18 +103,20 @@ async def predict_digits(
 ) -> MnistPredictResponse:
     """Classify handwritten digits (JSON `instances`, `png`, `pngs`, or a multipart `file`).
 
-    Answers the digit and the ten class probabilities per input. Wrong shapes, NaN, bad or
-    blank PNGs answer 422 and oversized images 413, each naming the field.
+    Answers the digit and the ten class probabilities per input; with `explain` (JSON or
+    form field) also a 28x28 saliency map. Wrong shapes, NaN, bad or blank PNGs answer 422
+    and oversized images 413, each naming the field.
     """
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
-        async with uploaded_form(request, max_files=1, max_fields=3) as form:
+        async with uploaded_form(request, max_files=1, max_fields=4) as form:
             upload = form_file(form, "file", required=True)
             assert upload is not None
             fields = form_fields(MnistFormFields, form, exclude=("file",))
             data = await read_upload(upload, settings.max_upload_bytes, "file")
         ref = version_ref(fields.version, fields.alias)
-        query = DigitQuery(fields.model, ref, "body.file", images=(("body.file", data),))
+        images = (("body.file", data),)
+        query = DigitQuery(fields.model, ref, "body.file", images=images, explain=fields.explain)
     elif media in ("application/json", ""):
         query = _json_query(await _read_limited(request, settings.max_body_bytes))
     else:
@@ -161,12 +167,17 @@ def _json_query(raw: bytes) -> DigitQuery:
         raise invalid(field, f"give exactly one of instances, png or pngs (got {got})")
     ref = version_ref(body.version, body.alias)
     if body.instances is not None:
-        return DigitQuery(body.model, ref, "instances", instances=body.instances)
+        if body.explain and len(body.instances) > MAX_EXPLAINED:
+            raise invalid("instances", f"at most {MAX_EXPLAINED} digits are explained at once")
+        return DigitQuery(
+            body.model, ref, "instances", instances=body.instances, explain=body.explain
+        )
     if body.png is not None:
-        return DigitQuery(body.model, ref, "png", images=(("png", _b64(body.png, "png")),))
+        png = (("png", _b64(body.png, "png")),)
+        return DigitQuery(body.model, ref, "png", images=png, explain=body.explain)
     assert body.pngs is not None
     pngs = tuple((f"pngs[{i}]", _b64(item, f"pngs[{i}]")) for i, item in enumerate(body.pngs))
-    return DigitQuery(body.model, ref, "pngs", images=pngs)
+    return DigitQuery(body.model, ref, "pngs", images=pngs, explain=body.explain)
 
 
 def _b64(text: str, field: str) -> bytes:
@@ -187,12 +198,19 @@ def _predict(served: Served, query: DigitQuery) -> MnistPredictResponse:
     model_input = predictor.numeric_input(served.model, x, query.field)
     decoded = predictor.run(served.model, model_input, query.field)
     assert decoded.probabilities is not None
+    digits = decoded.probabilities.argmax(axis=1)
+    maps: list[Any] = [None] * len(digits)
+    if query.explain:
+        x64 = model_input.astype(np.float64)
+        maps = explaining.saliency_maps(served.model, x64, digits, 28).tolist()
     return MnistPredictResponse(
         model=served.name,
         version=served.number,
         predictions=[
-            DigitPrediction(digit=int(np.argmax(row)), probabilities=row.tolist())
-            for row in decoded.probabilities.astype(np.float64)
+            DigitPrediction(digit=int(digit), probabilities=row.tolist(), saliency=saliency)
+            for digit, row, saliency in zip(
+                digits.tolist(), decoded.probabilities.astype(np.float64), maps, strict=True
+            )
         ],
     )
 

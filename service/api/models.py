@@ -7,10 +7,10 @@ anything is stored. Deletes evict the loaded models from the prediction cache.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +18,13 @@ from starlette.concurrency import run_in_threadpool
 from nn_core.spec import model_to_spec
 from service.api.errors import ERROR_RESPONSES
 from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
+from service.api.headers import attachment
 from service.auth import PrincipalDep
 from service.config import Settings
 from service.db import Database
 from service.deps import DatabaseDep, ModelCacheDep, SessionDep, SettingsDep
 from service.models import Model, ModelVersion
+from service.onnx_export import export_onnx
 from service.registry import reads, writes
 from service.registry.files import validate_model_file
 from service.registry.names import ALIAS_RE, MAX_VERSION, check_model_name
@@ -46,6 +48,14 @@ VersionRef = Annotated[
     str, Path(max_length=64, description="Version number, alias (e.g. production) or latest")
 ]
 AliasName = Annotated[str, Path(pattern=ALIAS_RE.pattern, description="Alias, e.g. production")]
+FileFormat = Annotated[
+    Literal["npz", "onnx"],
+    Query(
+        alias="format",
+        description="npz: the nn-core file (uploads again); onnx: an ONNX model of the whole "
+        "prediction path for other runtimes (422 naming a part ONNX cannot express)",
+    ),
+]
 
 
 @router.get("", response_model=ModelList, responses=ERROR_RESPONSES)
@@ -95,22 +105,36 @@ def get_version(
     responses={
         200: {
             "content": {"application/octet-stream": {}},
-            "description": "The nn-core model file (npz, loads without pickle)",
+            "description": "The nn-core model file (npz, loads without pickle), or with "
+            "format=onnx an ONNX model (see service/onnx_export.py)",
         },
         **ERROR_RESPONSES,
     },
 )
 def download_version(
-    name: str, version: VersionRef, principal: PrincipalDep, session: SessionDep
+    name: str,
+    version: VersionRef,
+    principal: PrincipalDep,
+    session: SessionDep,
+    cache: ModelCacheDep,
+    file_format: FileFormat = "npz",
 ) -> Response:
-    """The model file of a version; upload it again with POST /v1/models/{name}/versions."""
+    """The model file of a version; upload it again with POST /v1/models/{name}/versions.
+    `format=onnx` gives an ONNX model whose output equals :predict's instead."""
     model = reads.get_model(session, principal.owner, name)
     row = reads.resolve_version(session, model, version)
+    if file_format == "onnx":
+        loaded = load_version(session, cache, row)
+        return Response(
+            content=export_onnx(loaded, model.name, row.version, row.threshold),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": attachment(f"{model.name}-v{row.version}.onnx")},
+        )
     weights = reads.read_weights(session, row.id)
     return Response(
         content=weights,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": _attachment(f"{model.name}-v{row.version}.npz")},
+        headers={"Content-Disposition": attachment(f"{model.name}-v{row.version}.npz")},
     )
 
 
@@ -252,8 +276,9 @@ def _store_version(
 def _versions(session: Session, model: Model) -> list[VersionOut]:
     sizes = reads.weight_sizes(session, model)
     by_version = _aliases_by_version(session, model)
+    lineage = reads.lineage_of(session, model)
     return [
-        _out(model, row, by_version.get(row.version, []), sizes.get(row.id, 0))
+        _out(model, row, by_version.get(row.version, []), sizes.get(row.id, 0), lineage)
         for row in reads.versions_of(session, model)
     ]
 
@@ -261,7 +286,7 @@ def _versions(session: Session, model: Model) -> list[VersionOut]:
 def _version_out(session: Session, model: Model, row: ModelVersion) -> VersionOut:
     sizes = reads.weight_sizes(session, model)
     aliases = _aliases_by_version(session, model).get(row.version, [])
-    return _out(model, row, aliases, sizes.get(row.id, 0))
+    return _out(model, row, aliases, sizes.get(row.id, 0), reads.lineage_of(session, model))
 
 
 def _aliases_by_version(session: Session, model: Model) -> dict[int, list[str]]:
@@ -271,7 +296,13 @@ def _aliases_by_version(session: Session, model: Model) -> dict[int, list[str]]:
     return grouped
 
 
-def _out(model: Model, row: ModelVersion, aliases: list[str], size: int) -> VersionOut:
+def _out(
+    model: Model,
+    row: ModelVersion,
+    aliases: list[str],
+    size: int,
+    lineage: dict[int, dict[str, str | None]],
+) -> VersionOut:
     summary = reads.spec_summary(row.spec)
     input_dim = summary.get("input_dim")
     loss = summary.get("loss")
@@ -286,12 +317,7 @@ def _out(model: Model, row: ModelVersion, aliases: list[str], size: int) -> Vers
         loss=loss if isinstance(loss, str) else None,
         size_bytes=size,
         threshold=row.threshold,
+        sweep_id=row.sweep_id,
+        sweep_params=row.sweep_params,
+        **lineage.get(row.id, {}),
     )
-
-
-def _attachment(filename: str) -> str:
-    """Content-Disposition with an ASCII fallback and the exact name per RFC 6266/5987."""
-    ascii_name = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename
-    )
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"

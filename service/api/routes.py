@@ -12,6 +12,7 @@ from fastapi import APIRouter
 
 from service.api import (
     datasets,
+    explain,
     health,
     job_preview,
     jobs,
@@ -20,6 +21,7 @@ from service.api import (
     predict,
     presets,
     spam,
+    sweeps,
     v2,
 )
 from service.config import Settings
@@ -30,6 +32,7 @@ def routers(settings: Settings) -> list[tuple[APIRouter, int | None]]:
     uploads = settings.max_upload_bytes
     return [
         (predict.router, None),
+        (explain.router, None),
         (datasets.router, None),
         (datasets.upload_router, uploads),
         (models.router, None),
@@ -43,4 +46,5 @@ def routers(settings: Settings) -> list[tuple[APIRouter, int | None]]:
         (health.router, None),
         (jobs.router, None),
         (job_preview.router, None),
+        (sweeps.router, None),
     ]

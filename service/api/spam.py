@@ -12,13 +12,13 @@ import numpy as np
 from fastapi import APIRouter
 
 from nn_core.heads import DEFAULT_THRESHOLD
-from service import predictor
+from service import explaining, predictor
 from service.api.predict import PREDICT_RESPONSES
 from service.deps import DatabaseDep, ModelCacheDep
 from service.errors import invalid
 from service.rate_limit import PredictPrincipalDep
 from service.registry.names import version_ref
-from service.schemas.tasks import SpamResult, SpamScoreRequest, SpamScoreResponse
+from service.schemas.tasks import SpamFeature, SpamResult, SpamScoreRequest, SpamScoreResponse
 from service.serving import Served, VersionTarget, serve
 
 router = APIRouter(tags=["tasks"])
@@ -26,7 +26,12 @@ router = APIRouter(tags=["tasks"])
 SPAM, HAM = "spam", "ham"
 
 
-@router.post("/v1/spam/score", response_model=SpamScoreResponse, responses=PREDICT_RESPONSES)
+@router.post(
+    "/v1/spam/score",
+    response_model=SpamScoreResponse,
+    response_model_exclude_none=True,
+    responses=PREDICT_RESPONSES,
+)
 async def score_spam(
     body: SpamScoreRequest,
     principal: PredictPrincipalDep,
@@ -34,7 +39,8 @@ async def score_spam(
     cache: ModelCacheDep,
 ) -> SpamScoreResponse:
     """Score one `text` or a batch of `texts` with the latest version of `model` ("spam"),
-    or `version` / `alias`."""
+    or `version` / `alias`; with `explain`, also the `top_k` tokens and n-grams that moved
+    each score most, with their sign (gradient x input on the model's own features)."""
     if (body.text is None) == (body.texts is None):
         field = "texts" if body.texts is not None else "text"
         raise invalid(field, "give exactly one of text or texts")
@@ -50,13 +56,20 @@ async def score_spam(
         decoded = predictor.run(served.model, predictor.text_input(texts, field), field)
         assert decoded.probabilities is not None
         spam = decoded.probabilities[:, column].astype(np.float64)
+        tops: list[list[SpamFeature] | None] = [None] * len(spam)
+        if body.explain:
+            assert texts is not None
+            found = explaining.top_text_features(served.model, texts, column, body.top_k)
+            tops = [[SpamFeature(feature=f.feature, weight=f.weight) for f in t] for t in found]
         return SpamScoreResponse(
             model=served.name,
             version=served.number,
             threshold=threshold,
             results=[
-                SpamResult(spam_probability=p, label=SPAM if p >= threshold else HAM)
-                for p in np.clip(spam, 0.0, 1.0).tolist()
+                SpamResult(
+                    spam_probability=p, label=SPAM if p >= threshold else HAM, top_features=top
+                )
+                for p, top in zip(np.clip(spam, 0.0, 1.0).tolist(), tops, strict=True)
             ],
         )
 

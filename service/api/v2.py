@@ -1,11 +1,15 @@
 """Open Inference Protocol (KServe V2) over REST: health, server and model metadata, infer.
 
-Every model has one input tensor named "input": FP32/FP64 (integer types accepted too) of
-shape [batch, input_dim] (trailing dimensions may split input_dim, e.g. [batch, 28, 28]),
-or BYTES of shape [batch] for text models. Outputs: "probabilities" (FP32 [batch, classes],
-class order in its `classes` parameter) and "label" for classifiers, "scores" for hinge
-models, "predictions" for regression. Health routes need no key; model routes do.
-Errors keep the service's JSON error shape.
+Every model has one input tensor named "input": any numeric datatype (BOOL, INT8..UINT64,
+FP16..FP64, converted to the model's float input) of shape [batch, input_dim] (trailing
+dimensions may split input_dim, e.g. [batch, 28, 28]), or BYTES of shape [batch] for text
+models. Outputs: "probabilities" (FP32 [batch, classes], class order in its `classes`
+parameter) and "label" for classifiers, "scores" for hinge models, "predictions" for
+regression. Tensors travel as JSON `data` or in the binary tensor data extension
+(service/api/v2_binary.py), as tritonclient sends them by default; the infer body is read
+raw, so a request without a Content-Type works too. Health routes need no key; model routes
+do. Errors have the protocol's shape, {"error": "<message naming the field>"}
+(service/api/errors.py answers them).
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ import math
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from nn_core.heads import Decoded
 from service import predictor
-from service.api.errors import ERROR_RESPONSES, error_responses
+from service.api import v2_binary
+from service.api.errors import error_responses
 from service.api.health import check_ready
-from service.api.predict import PREDICT_RESPONSES
 from service.auth import PrincipalDep
 from service.db import Database
-from service.deps import DatabaseDep, ModelCacheDep
+from service.deps import DatabaseDep, ModelCacheDep, SettingsDep
 from service.errors import invalid
 from service.rate_limit import PredictPrincipalDep
 from service.registry import reads
@@ -34,6 +41,7 @@ from service.schemas.v2 import (
     InferResponse,
     ModelMetadata,
     ModelReady,
+    ProtocolError,
     RequestInput,
     ResponseOutput,
     ServerLive,
@@ -63,7 +71,12 @@ INT_RANGES = {
     "UINT64": (0, 2**64 - 1),
 }
 FLOAT_MAX = {"FP16": float(np.finfo(np.float16).max), "FP32": float(np.finfo(np.float32).max)}
-NUMERIC = frozenset({*INT_RANGES, "FP16", "FP32", "FP64"})
+NUMERIC = frozenset({*INT_RANGES, "BOOL", "FP16", "FP32", "FP64"})
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for errors in the protocol's shape."""
+    return error_responses(*statuses, model=ProtocolError)
 
 
 # ----------------------------------------------------------------------------- health
@@ -72,7 +85,9 @@ NUMERIC = frozenset({*INT_RANGES, "FP16", "FP32", "FP64"})
 @public_router.get("", response_model=ServerMetadata)
 def server_metadata() -> ServerMetadata:
     """Server name and version (no key needed)."""
-    return ServerMetadata(name=NAME, version=release(), extensions=[])
+    return ServerMetadata(
+        name=NAME, version=release(), extensions=["binary_tensor_data", "parameters"]
+    )
 
 
 @public_router.get("/health/live", response_model=ServerLive)
@@ -81,7 +96,7 @@ def live() -> ServerLive:
     return ServerLive(live=True)
 
 
-@public_router.get("/health/ready", response_model=ServerReady, responses=error_responses(503))
+@public_router.get("/health/ready", response_model=ServerReady, responses=_errors(503))
 def ready(request: Request, database: DatabaseDep) -> ServerReady:
     """Started and the database answers (no key needed); 503 otherwise."""
     check_ready(request, database)
@@ -90,7 +105,7 @@ def ready(request: Request, database: DatabaseDep) -> ServerReady:
 
 # ----------------------------------------------------------------------------- metadata
 
-_MODEL_RESPONSES = {**ERROR_RESPONSES, **error_responses(503)}
+_MODEL_RESPONSES = _errors(400, 401, 404, 409, 413, 422, 503)
 
 
 @router.get("/{name}", response_model=ModelMetadata, responses=_MODEL_RESPONSES)
@@ -177,31 +192,106 @@ async def version_ready(
 
 # ----------------------------------------------------------------------------- infer
 
+_INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with binary outputs a JSON header of "
+        "Inference-Header-Content-Length bytes followed by the tensors' bytes",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **_errors(400, 401, 404, 409, 413, 415, 422, 429, 503),
+}
 
-@router.post("/{name}/infer", response_model=InferResponse, responses=PREDICT_RESPONSES)
-async def infer(
-    name: str,
-    body: InferRequest,
-    principal: PredictPrincipalDep,
-    database: DatabaseDep,
-    cache: ModelCacheDep,
-) -> InferResponse:
-    """Inference with the latest version (see the module docs for tensors and datatypes)."""
-    return await _infer(database, cache, principal.owner, name, None, body)
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` written in place (OpenAPI has no `$defs`)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+#: The body is read raw (any Content-Type, binary data after the JSON); this documents it.
+_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "JSON; with binary inputs, a JSON header of Inference-Header-Content-"
+        "Length bytes followed by the tensors' bytes",
+        "content": {"application/json": {"schema": _inline(InferRequest.model_json_schema())}},
+    }
+}
 
 
 @router.post(
-    "/{name}/versions/{version}/infer", response_model=InferResponse, responses=PREDICT_RESPONSES
+    "/{name}/infer",
+    response_model=InferResponse,
+    responses=_INFER_RESPONSES,
+    openapi_extra=_INFER_BODY,
+)
+async def infer(
+    name: str,
+    request: Request,
+    principal: PredictPrincipalDep,
+    database: DatabaseDep,
+    cache: ModelCacheDep,
+    settings: SettingsDep,
+) -> Response:
+    """Inference with the latest version (see the module docs for tensors and datatypes)."""
+    body, binary = await _read(request, settings.max_body_bytes)
+    return await _infer(database, cache, principal.owner, name, None, body, binary)
+
+
+@router.post(
+    "/{name}/versions/{version}/infer",
+    response_model=InferResponse,
+    responses=_INFER_RESPONSES,
+    openapi_extra=_INFER_BODY,
 )
 async def infer_version(
     name: str,
     version: VersionRef,
-    body: InferRequest,
+    request: Request,
     principal: PredictPrincipalDep,
     database: DatabaseDep,
     cache: ModelCacheDep,
-) -> InferResponse:
-    return await _infer(database, cache, principal.owner, name, version, body)
+    settings: SettingsDep,
+) -> Response:
+    body, binary = await _read(request, settings.max_body_bytes)
+    return await _infer(database, cache, principal.owner, name, version, body, binary)
+
+
+async def _read(request: Request, limit: int) -> tuple[InferRequest, list[bytes | None]]:
+    """The request and each input's binary data, from the raw body whatever its Content-Type."""
+    raw = v2_binary.decompress(await request.body(), request.headers.get("content-encoding"), limit)
+    header, data = v2_binary.split(raw, request.headers.get(v2_binary.HEADER))
+    try:
+        document = json.loads(header)
+    except ValueError as exc:  # includes UnicodeDecodeError
+        announced = request.headers.get(v2_binary.HEADER)
+        where = "" if announced is None else f" (its first {v2_binary.HEADER}: {announced} bytes)"
+        raise invalid("body", f"is not valid JSON{where}: {exc}") from None
+    except RecursionError:
+        raise invalid("body", "is nested too deeply") from None
+    try:
+        body = InferRequest.model_validate(document)
+    except ValidationError as exc:  # answered like FastAPI's own body validation
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in errors]
+        ) from None
+    sizes = [
+        v2_binary.binary_size(tensor.parameters, f"inputs[{i}]")
+        for i, tensor in enumerate(body.inputs)
+    ]
+    return body, v2_binary.slice_tensors(sizes, data)
 
 
 async def _infer(
@@ -211,34 +301,89 @@ async def _infer(
     name: str,
     ref: str | None,
     body: InferRequest,
-) -> InferResponse:
+    binary: list[bytes | None],
+) -> Response:
     served = await serve(database, cache, owner, VersionTarget(name, ref))
     shape = body.inputs[0].shape if body.inputs else []
     rows = shape[0] if shape else 1
-    return await predictor.compute(served.model, rows, lambda: _infer_served(served, body))
+    return await predictor.compute(
+        served.model, rows, lambda: _infer_served(served, body, binary[0])
+    )
 
 
-def _infer_served(served: Served, body: InferRequest) -> InferResponse:
+def _infer_served(served: Served, body: InferRequest, binary: bytes | None) -> Response:
     wanted = _requested_outputs(served, body)
     if len(body.inputs) != 1:
         raise invalid("inputs", f"this model takes exactly one input named {INPUT_NAME!r}")
     tensor = body.inputs[0]
     if tensor.name != INPUT_NAME:
         raise invalid("inputs[0].name", f"unknown input {tensor.name!r}; expected {INPUT_NAME!r}")
+    _refuse_extensions(tensor.parameters, "inputs[0]")
     threshold = predictor.threshold_for(
         served.model, _requested_threshold(body), served.threshold, "parameters.threshold"
     )
-    x = _decode_input(served, tensor)
+    x = _decode_input(served, tensor, binary)
     decoded = predictor.run(served.model, x, "inputs[0].data", threshold)
     encoded = [o for o in _encode_outputs(decoded) if wanted is None or o.name in wanted]
     shown = predictor.shown_threshold(served.model, threshold)
-    return InferResponse(
+    response = InferResponse(
         model_name=served.name,
         model_version=str(served.version),
         id=body.id,
         parameters=None if shown is None else {"threshold": shown},
         outputs=encoded,
     )
+    return _answer(response, _binary_outputs(body))
+
+
+def _answer(response: InferResponse, binary: set[str] | bool) -> Response:
+    """JSON, or a JSON header and the bytes of the outputs asked for as binary data (which
+    carry `binary_data_size` in their parameters instead of `data`)."""
+    header = response.model_dump(mode="json")
+    data: list[bytes] = []
+    for output in header["outputs"]:
+        if binary is True or (binary and output["name"] in binary):
+            data.append(v2_binary.tensor_bytes(output["datatype"], output.pop("data")))
+            output["parameters"] = {**(output["parameters"] or {}), v2_binary.SIZE: len(data[-1])}
+    if not data:
+        return JSONResponse(header)
+    content, length = v2_binary.pack(header, data)
+    return Response(
+        content, media_type="application/octet-stream", headers={v2_binary.HEADER: str(length)}
+    )
+
+
+def _binary_outputs(body: InferRequest) -> set[str] | bool:
+    """The outputs to answer as binary data: each requested output's `binary_data`, else the
+    request's `binary_data_output` (True: all of them)."""
+    default = _flag(body.parameters, "binary_data_output", "parameters")
+    if body.outputs is None:
+        return default
+    return {
+        output.name
+        for i, output in enumerate(body.outputs)
+        if _flag(output.parameters, "binary_data", f"outputs[{i}].parameters", default)
+    }
+
+
+def _flag(parameters: dict[str, Any] | None, name: str, field: str, default: bool = False) -> bool:
+    value = (parameters or {}).get(name, default)
+    if not isinstance(value, bool):
+        raise invalid(f"{field}.{name}", "must be true or false")
+    return value
+
+
+def _refuse_extensions(parameters: dict[str, Any] | None, field: str) -> None:
+    """Parameters of extensions this server does not implement: refused, never ignored."""
+    for name, extension in (
+        ("shared_memory_region", "shared memory"),
+        ("classification", "classification"),
+    ):
+        if name in (parameters or {}):
+            raise invalid(
+                f"{field}.parameters.{name}",
+                f"the {extension} extension is not supported; send the data in the request",
+            )
 
 
 def _requested_threshold(body: InferRequest) -> float | None:
@@ -261,32 +406,41 @@ def _requested_outputs(served: Served, body: InferRequest) -> set[str] | None:
                 f"outputs[{i}].name",
                 f"unknown output {output.name!r}; this model has {', '.join(sorted(known))}",
             )
+        _refuse_extensions(output.parameters, f"outputs[{i}]")
     return {o.name for o in body.outputs}
 
 
-def _decode_input(served: Served, tensor: RequestInput) -> np.ndarray | list[str]:
-    """Check datatype, shape and data against each other and the model; reshape flat data."""
+def _decode_input(
+    served: Served, tensor: RequestInput, binary: bytes | None
+) -> np.ndarray | list[str]:
+    """Check datatype, shape and data (JSON or binary) against each other and the model;
+    reshape flat data."""
     model = served.model
     count = math.prod(tensor.shape)
+    if binary is not None and tensor.data is not None:
+        raise invalid("inputs[0].data", f"give data or parameters.{v2_binary.SIZE}, not both")
+    if binary is None and tensor.data is None:
+        raise invalid(
+            "inputs[0].data",
+            f"is required (or binary data announced by parameters.{v2_binary.SIZE})",
+        )
     if model.raw_input:
         if tensor.datatype != "BYTES":
             raise invalid("inputs[0].datatype", "this text model takes BYTES (strings)")
         if len(tensor.shape) > 2 or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
             raise invalid("inputs[0].shape", "text input must have shape [batch] or [batch, 1]")
-        texts = _flatten(tensor.data, "inputs[0].data")
+        texts = _texts(tensor, binary)
         _check_count(len(texts), count, tensor.shape)
         return predictor.text_input(texts, "inputs[0].data")
     if tensor.datatype not in NUMERIC:
         raise invalid(
             "inputs[0].datatype",
-            f"this model takes numbers (FP32, FP64 or an integer type), not {tensor.datatype}",
+            f"this model takes numbers (BOOL, an integer or FP type), not {tensor.datatype}",
         )
-    try:
-        flat = np.asarray(tensor.data, dtype=np.float64).ravel()
-    except (ValueError, TypeError):
-        raise invalid(
-            "inputs[0].data", f"must be {tensor.datatype} numbers in a flat or regular nested list"
-        ) from None
+    if binary is not None:
+        flat = v2_binary.numbers(binary, tensor.datatype, count, "inputs[0]").astype(np.float64)
+    else:
+        flat = _json_numbers(tensor)
     _check_count(flat.size, count, tensor.shape)
     _check_values(flat, tensor.datatype)
     width = int(model.input_dim or 0)
@@ -300,6 +454,37 @@ def _decode_input(served: Served, tensor: RequestInput) -> np.ndarray | list[str
             f"got {tensor.shape}",
         )
     return predictor.numeric_input(model, flat.reshape(tensor.shape[0], width), "inputs[0].data")
+
+
+def _texts(tensor: RequestInput, binary: bytes | None) -> list[Any]:
+    """A BYTES tensor's elements: JSON strings, or binary elements decoded as UTF-8."""
+    if binary is None:
+        assert tensor.data is not None
+        return _flatten(tensor.data, "inputs[0].data")
+    texts = []
+    for i, item in enumerate(v2_binary.strings(binary, "inputs[0]")):
+        try:
+            texts.append(item.decode())
+        except UnicodeDecodeError:
+            raise invalid(f"inputs[0].data[{i}]", "is not UTF-8 text") from None
+    return texts
+
+
+def _json_numbers(tensor: RequestInput) -> np.ndarray:
+    """JSON data as float64: numbers, or true/false for BOOL."""
+    assert tensor.data is not None
+    if tensor.datatype == "BOOL":
+        flat = _flatten(tensor.data, "inputs[0].data")
+        for i, item in enumerate(flat):
+            if not isinstance(item, bool):
+                raise invalid(f"inputs[0].data[{i}]", "BOOL values must be true or false")
+        return np.asarray(flat, dtype=np.float64)
+    try:
+        return np.asarray(tensor.data, dtype=np.float64).ravel()
+    except (ValueError, TypeError):
+        raise invalid(
+            "inputs[0].data", f"must be {tensor.datatype} numbers in a flat or regular nested list"
+        ) from None
 
 
 def _flatten(data: list[Any], field: str) -> list[Any]:

@@ -10,7 +10,8 @@ from service.models import TrainingJob
 
 def load_job_data(database: Database, settings: Settings, job: TrainingJob) -> TrainingData:
     """The job's train/test split; the same on every attempt, so a resumed job sees the same
-    rows (uploads split with a fixed seed, built-ins with their own or a seeded split)."""
+    rows (uploads split with a fixed seed or tested on their own test file or test dataset,
+    built-ins with their own or a seeded split)."""
     hyper = job.hyperparameters or {}
     test_fraction = hyper.get("test_fraction")
     with database.session() as session:
@@ -22,4 +23,5 @@ def load_job_data(database: Database, settings: Settings, job: TrainingJob) -> T
             test_fraction=float(test_fraction) if test_fraction is not None else None,
             n_samples=hyper.get("n_samples"),
             noise=hyper.get("noise"),
+            test_dataset=job.test_dataset_id,
         )

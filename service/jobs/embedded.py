@@ -7,6 +7,8 @@ worker thread, so no database call or process call ever blocks the event loop:
   worker): requeue jobs whose process died, escalate cancel and timeouts to signals.
 - recover: live jobs whose worker is gone (lease expired, or a dead process on this host,
   e.g. the previous server before a restart) are requeued or failed.
+- advance sweeps: each unfinished sweep takes its next step (service/sweeps/driver.py), e.g.
+  queues its next trials once earlier ones have ended.
 - claim: queued jobs up to max_concurrent_jobs, each started as
   `python -m service.jobs.child` (a fresh interpreter: nothing inherited from this process).
 """
@@ -26,6 +28,7 @@ from service.jobs import store
 from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure
 from service.jobs.runner import Wakeup
+from service.sweeps.driver import advance_active
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ class EmbeddedRunner:
             self.processes.watch()
             if time.monotonic() - self._last_recovery >= self.settings.lease_seconds / 2:
                 self._recover()
+            advance_active(self.database, self.settings)
             self._claim()
 
     # ------------------------------------------------------------------ steps

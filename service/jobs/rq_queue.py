@@ -104,7 +104,8 @@ class SweepResult:
 def sweep(
     database: Database, queue: Queue, settings: Settings, exclude: set[str] | None = None
 ) -> SweepResult:
-    """Requeue abandoned live jobs, then give every queued job without a message one.
+    """Requeue abandoned live jobs, advance sweeps, then give every queued job without a
+    message one.
 
     `exclude`: jobs the caller itself is running (never abandoned, whatever the clock says).
     Several sweepers at once may enqueue the same job twice; the second message is a no-op.
@@ -121,6 +122,9 @@ def sweep(
     )
     for job_id, status in result.recovered:
         log.warning("job %s: its worker is gone; now %s", job_id, status)
+    from service.sweeps.driver import advance_active  # imports Optuna: only when sweeping
+
+    advance_active(database, settings)  # queues the next trials of unfinished sweeps
     queued = retry_db(lambda: queued_job_ids(database), "sweep: read queued jobs")
     if not queued:
         return result

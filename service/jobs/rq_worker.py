@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -40,7 +41,7 @@ from rq.job import Job
 
 from service.config import Settings
 from service.db import Database
-from service.jobs import rq_queue, store
+from service.jobs import rq_queue, store, worker_health
 from service.jobs.outcome import JobOutcome
 from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure, retry_db
@@ -171,6 +172,7 @@ def run_job(context: WorkerContext, job_id: str) -> JobOutcome:
         if not supervisor.spawn(claimed):
             return JobOutcome.FAILED
         outcome = _supervise(context, supervisor, job_id)
+    _advance_sweep(context, job_id)
     if outcome == JobOutcome.QUEUED:  # released: let any worker resume it now
         try:
             rq_queue.enqueue(context.queue, job_id)
@@ -178,6 +180,18 @@ def run_job(context: WorkerContext, job_id: str) -> JobOutcome:
             log.warning("job %s: could not re-enqueue (a sweep will): %s", job_id, exc)
     log.info("job %s: %s on this worker", job_id, outcome)
     return outcome
+
+
+def _advance_sweep(context: WorkerContext, job_id: str) -> None:
+    """A sweep trial ended: queue the sweep's next trials now, not at the next sweep."""
+    from service.sweeps.driver import advance_for_job  # imports Optuna: only for sweeps
+
+    try:
+        created = advance_for_job(context.database, context.settings, job_id)
+        for new_job in created:
+            rq_queue.enqueue(context.queue, new_job)
+    except Exception as exc:  # the periodic sweep advances it too
+        log_step_failure(f"job {job_id}: could not advance its sweep", exc)
 
 
 def _supervise(context: WorkerContext, supervisor: ProcessSupervisor, job_id: str) -> JobOutcome:
@@ -243,14 +257,25 @@ def _stop_on_signals(context: WorkerContext) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def run_worker(settings: Settings) -> int:
-    """The `nn-service worker` main loop; returns the exit status."""
+def run_worker(settings: Settings, heartbeat_dir: Path | None = None) -> int:
+    """The `nn-service worker` main loop; returns the exit status.
+
+    While it runs, the process keeps a heartbeat file in `heartbeat_dir` (default:
+    worker_health.default_dir()) for `nn-service worker --check`.
+    """
     global _current
     if settings.runner != "rq":
         log.warning("NNS_RUNNER is %r: the API will not queue jobs in Redis", settings.runner)
     context = WorkerContext.create(settings)
     with _current_lock:
         _current = context
+    heartbeat = worker_health.HeartbeatWriter(
+        heartbeat_dir or worker_health.default_dir(),
+        context.runner_id,
+        interval=settings.heartbeat_seconds,
+        stale_after=settings.lease_seconds,
+    )
+    heartbeat.start()
     sweeper = threading.Thread(
         target=_sweep_forever, args=(context,), name="nns-sweeper", daemon=True
     )
@@ -284,6 +309,7 @@ def run_worker(settings: Settings) -> int:
             context.stopping.wait(pause)
             pause = min(pause * 2, MAX_RESTART_PAUSE_SECONDS)
     finally:
+        heartbeat.stop()
         context.stopping.set()
         sweeper.join(timeout=5)
         context.close()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -30,6 +30,7 @@ from nn_core.serialize import load_state, save_model, save_state
 from nn_core.spec import build_model
 from nn_core.training import CANCELLED, NON_FINITE_LOSS, NON_FINITE_WEIGHTS, Trainer
 from service.config import Settings
+from service.datasets_store import DatasetUnavailableError
 from service.db import Database
 from service.errors import ServiceError
 from service.jobs import store
@@ -41,6 +42,9 @@ from service.jobs.registry import LostOwnership, register_version
 from service.jobs.retry import is_transient, retry_db
 from service.models import Checkpoint as CheckpointRow
 from service.models import JobStatus, MetricPoint, TrainingJob, utcnow
+
+if TYPE_CHECKING:
+    from service.sweeps.trials import TrialHook
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,7 @@ class _EpochWriter:
         self.pending_state: bytes | None = None
         self.started = time.monotonic()
         self.first_epoch: int | None = None
+        self.pruned_at: int | None = None  # the epoch after which a sweep's pruner stopped it
 
     def stash_checkpoint(self, trainer: Trainer) -> None:
         self.pending_state = save_state(trainer)
@@ -101,6 +106,14 @@ class _EpochWriter:
         )
         if cancel:
             self.heartbeat.cancel.set()
+        elif self.run.trial is not None and self._prune():
+            self.pruned_at = epoch
+            self.heartbeat.cancel.set()
+
+    def _prune(self) -> bool:
+        trial = self.run.trial
+        assert trial is not None
+        return retry_db(trial.should_prune, f"job {self.run.job_id}: ask the sweep's pruner")
 
     def _commit(
         self, epoch: int, metrics: dict[str, Any], eta: float | None, state: bytes | None
@@ -133,6 +146,7 @@ class _TrainingRun:
         self.job_id = job_id
         self.worker_id = worker_id
         self.total_epochs = 0
+        self.trial: TrialHook | None = None  # set when the job is a sweep's trial
 
     def execute(self) -> JobOutcome:
         started = retry_db(self._start, f"job {self.job_id}: start")
@@ -234,6 +248,7 @@ class _TrainingRun:
             f"job {self.job_id}: load data",
         )
         trainer = self._trainer(start)
+        self.trial = self._trial_hook(job)
         writer = _EpochWriter(self, worker_id, heartbeat)
         trainer.fit(
             data.X_train,
@@ -247,6 +262,9 @@ class _TrainingRun:
         if heartbeat.lost.is_set():
             raise LostOwnership(self.job_id)
         reason = trainer.stop_reason
+        if reason == CANCELLED and writer.pruned_at is not None and self.trial is not None:
+            self._finish_pruned(self.trial, worker_id, writer.pruned_at)
+            return JobOutcome.CANCELLED
         if reason == CANCELLED:
             self._finish(worker_id, JobStatus.CANCELLED)
             return JobOutcome.CANCELLED
@@ -282,6 +300,10 @@ class _TrainingRun:
         self, job: TrainingJob, worker_id: str, metrics: dict[str, Any], weights: bytes
     ) -> None:
         with self.database.write_session() as session:
+            if self.trial is not None:  # the sweep registers its best trial when it ends
+                self.trial.complete(session, worker_id, metrics, weights)
+                session.execute(delete(CheckpointRow).where(CheckpointRow.job_id == job.id))
+                return
             register_version(
                 session,
                 job_id=job.id,
@@ -293,6 +315,21 @@ class _TrainingRun:
                 weights=weights,
             )
             session.execute(delete(CheckpointRow).where(CheckpointRow.job_id == job.id))
+
+    def _trial_hook(self, job: TrainingJob) -> TrialHook | None:
+        """The sweep trial this job runs; Optuna is imported only by trial jobs."""
+        if not (job.hyperparameters or {}).get("sweep_id"):
+            return None
+        from service.sweeps.trials import TrialHook
+
+        return retry_db(
+            lambda: TrialHook.for_job(self.database, self.job_id), f"job {self.job_id}: trial"
+        )
+
+    def _finish_pruned(self, trial: TrialHook, worker_id: str, epoch: int) -> None:
+        if not retry_db(lambda: trial.finish_pruned(worker_id, epoch), f"job {self.job_id}: prune"):
+            raise LostOwnership(self.job_id)
+        log.info("job %s: pruned by its sweep after epoch %d", self.job_id, epoch)
 
     def _finish(self, worker_id: str, status: JobStatus, reason: str | None = None) -> None:
         finished = retry_db(
@@ -323,6 +360,8 @@ def failure_reason(exc: BaseException) -> str:
         return f"invalid spec: {exc.message}"
     if isinstance(exc, DataError):
         return f"the data does not fit the model: {exc.message}"
+    if isinstance(exc, DatasetUnavailableError):
+        return exc.message  # one line with the fix; the per-file sha256 list would swamp it
     if isinstance(exc, ServiceError):
         extra = [d.message for d in exc.details if d.message not in exc.message]
         return "; ".join([exc.message, *extra])

@@ -9,6 +9,7 @@ allocating anything, so a huge spec costs nothing to refuse.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -18,10 +19,16 @@ from nn_core.errors import SpecError
 from nn_core.presets import preset_spec
 from nn_core.spec import normalize_spec
 from service.config import Settings
-from service.datasets_store import find_upload, is_catalog_name, is_synthetic_name, not_found
+from service.datasets_store import (
+    find_upload,
+    is_catalog_name,
+    is_synthetic_name,
+    missing_test_split,
+    not_found,
+)
 from service.db import Database
-from service.errors import RateLimited, invalid
-from service.models import JobStatus, TrainingJob
+from service.errors import NotFound, RateLimited, invalid
+from service.models import Dataset, JobStatus, TrainingJob
 from service.schemas.jobs import JobSubmit
 
 # Bounds on the shape of a submitted spec, far above any sensible network, far below harm.
@@ -130,6 +137,17 @@ def normalize(body: JobSubmit, settings: Settings) -> dict[str, Any]:
     return normalized
 
 
+@dataclass
+class DataLineage:
+    """Where a job's rows come from, copied onto the job row at submit (datasets may go)."""
+
+    dataset_id: str | None = None
+    dataset_sha256: str | None = None
+    test_dataset_id: str | None = None
+    test_dataset_name: str | None = None
+    test_sha256: str | None = None
+
+
 def resolve_dataset(session: Session, owner: str, ref: str) -> str | None:
     """The upload id for `ref`, None for a built-in name; NotFound (field "dataset") otherwise.
 
@@ -143,6 +161,65 @@ def resolve_dataset(session: Session, owner: str, ref: str) -> str | None:
     raise not_found(ref)
 
 
+def resolve_data(session: Session, owner: str, body: JobSubmit) -> DataLineage:
+    """The upload (and test upload) a job trains on; NotFound (field "dataset" or
+    "test_dataset") or Unprocessable when the test split cannot be made as asked.
+
+    An upload shadows a built-in of the same name, as in load_training_data.
+    """
+    upload = find_upload(session, owner, body.dataset)
+    if upload is None:
+        if not is_catalog_name(body.dataset):
+            raise not_found(body.dataset)
+        if body.test_dataset is not None:
+            raise invalid("test_dataset", "only for uploads sent with test_fraction 0")
+        return DataLineage()
+    lineage = DataLineage(upload.id, upload.sha256, test_sha256=upload.test_sha256)
+    if upload.n_test_rows and (body.test_fraction is not None or body.test_dataset):
+        field = "test_fraction" if body.test_fraction is not None else "test_dataset"
+        raise invalid(field, f"does not apply: {upload.name!r} came with its own test_file")
+    if body.test_dataset is None:
+        if upload.test_fraction == 0 and not upload.n_test_rows and body.test_fraction is None:
+            raise missing_test_split(upload.name)
+        return lineage
+    if body.test_fraction is not None:
+        raise invalid("test_fraction", "must be absent with a test_dataset (used as is)")
+    if upload.test_fraction != 0:
+        raise invalid(
+            "test_dataset",
+            f"only for uploads sent with test_fraction 0; {upload.name!r} is split by "
+            f"test_fraction {upload.test_fraction}",
+        )
+    test = find_upload(session, owner, body.test_dataset)
+    if test is None:
+        raise NotFound.for_field(
+            "test_dataset", "no such dataset", summary=f"no upload {body.test_dataset[:80]!r}"
+        )
+    check_test_dataset(upload, test)
+    lineage.test_dataset_id, lineage.test_dataset_name = test.id, body.test_dataset
+    lineage.test_sha256 = test.sha256
+    return lineage
+
+
+def check_test_dataset(train: Dataset, test: Dataset) -> None:
+    """A test upload must fit the model trained on `train`: same task, width and classes."""
+    problem = None
+    if test.id == train.id:
+        problem = "is the training dataset itself"
+    elif test.n_test_rows:
+        problem = "came with its own test_file; upload the test rows on their own"
+    elif test.task != train.task:
+        problem = f"is a {test.task} dataset, the training one {train.task}"
+    elif test.n_features != train.n_features:
+        problem = f"has {test.n_features} features per row, the training one {train.n_features}"
+    elif train.classes is not None:
+        unknown = {str(c) for c in test.classes or []} - {str(c) for c in train.classes}
+        if unknown:
+            problem = f"has classes the training dataset lacks: {sorted(unknown)[:10]}"
+    if problem:
+        raise invalid("test_dataset", f"{test.name!r} {problem}")
+
+
 def check_generator_options(body: JobSubmit, dataset_id: str | None) -> None:
     """n_samples and noise shape a generated dataset; anything else is refused, naming them."""
     for field in ("n_samples", "noise"):
@@ -154,7 +231,9 @@ def check_generator_options(body: JobSubmit, dataset_id: str | None) -> None:
 
 def hyperparameters(body: JobSubmit) -> dict[str, Any]:
     """What the client set besides the spec (and the preset's name), stored with the job."""
-    values = body.model_dump(exclude={"spec", "dataset", "model_name"}, exclude_none=True)
+    values = body.model_dump(
+        exclude={"spec", "dataset", "model_name", "test_dataset"}, exclude_none=True
+    )
     if isinstance(body.spec, str):
         values["preset"] = body.spec
     return values
@@ -164,8 +243,8 @@ def create_job(database: Database, settings: Settings, owner: str, body: JobSubm
     """Validate and insert a queued job; RateLimited when the owner has too many active jobs."""
     spec = normalize(body, settings)
     with database.session() as session:
-        dataset_id = resolve_dataset(session, owner, body.dataset)
-    check_generator_options(body, dataset_id)
+        lineage = resolve_data(session, owner, body)
+    check_generator_options(body, lineage.dataset_id)
     with database.write_session() as session:
         if database.is_postgres:
             session.execute(
@@ -188,8 +267,12 @@ def create_job(database: Database, settings: Settings, owner: str, body: JobSubm
             owner=owner,
             status=JobStatus.QUEUED,
             spec=spec,
-            dataset_id=dataset_id,
+            dataset_id=lineage.dataset_id,
             dataset_name=body.dataset,
+            dataset_sha256=lineage.dataset_sha256,
+            test_dataset_id=lineage.test_dataset_id,
+            test_dataset_name=lineage.test_dataset_name,
+            test_sha256=lineage.test_sha256,
             model_name=body.model_name,
             hyperparameters=hyperparameters(body),
             total_epochs=int(spec["training"]["epochs"]),

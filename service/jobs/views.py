@@ -7,13 +7,14 @@ session, so a long-lived SSE response never holds a database transaction open.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.errors import NotFound
-from service.models import JobStatus, MetricPoint, Model, ModelVersion, TrainingJob
+from service.models import JobStatus, MetricPoint, Model, ModelVersion, SweepTrial, TrainingJob
 from service.schemas.jobs import (
     EpochMetrics,
     JobLinks,
@@ -40,17 +41,35 @@ def get_owned_job(session: Session, owner: str, job_id: str) -> TrainingJob:
     return job
 
 
-def _versions(session: Session, ids: Sequence[int]) -> dict[int, ModelVersionRef]:
+class Registered(NamedTuple):
+    """What a succeeded job registered: the version and the test-set metrics stored on it."""
+
+    version: ModelVersionRef
+    test_metrics: dict[str, Any] | None
+
+
+def _versions(session: Session, ids: Sequence[int]) -> dict[int, Registered]:
+    """The registered versions of a page of jobs, in one query (never one per job)."""
     if not ids:
         return {}
     rows = session.execute(
-        select(ModelVersion.id, ModelVersion.version, Model.name)
+        select(ModelVersion.id, ModelVersion.version, ModelVersion.metrics, Model.name)
         .join(Model, Model.id == ModelVersion.model_id)
         .where(ModelVersion.id.in_(ids))
     )
     return {
-        row.id: ModelVersionRef(id=row.id, model_name=row.name, version=row.version) for row in rows
+        row.id: Registered(
+            ModelVersionRef(id=row.id, model_name=row.name, version=row.version),
+            held_out_metrics(row.metrics),
+        )
+        for row in rows
     }
+
+
+def held_out_metrics(stored: Any) -> dict[str, Any] | None:
+    """The held-out part of a version's stored metrics (service/jobs/evaluate.py writes it)."""
+    test = stored.get("test") if isinstance(stored, dict) else None
+    return test if isinstance(test, dict) else None
 
 
 def percent(epoch: int, total: int, status: str) -> float:
@@ -61,7 +80,7 @@ def percent(epoch: int, total: int, status: str) -> float:
     return round(min(100.0, 100.0 * epoch / total), 2)
 
 
-def to_response(job: TrainingJob, version: ModelVersionRef | None) -> JobResponse:
+def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
     base = f"{JOBS_PATH}/{job.id}"
     return JobResponse(
         id=job.id,
@@ -69,6 +88,9 @@ def to_response(job: TrainingJob, version: ModelVersionRef | None) -> JobRespons
         model_name=job.model_name,
         dataset=job.dataset_name,
         dataset_id=job.dataset_id,
+        dataset_sha256=job.dataset_sha256,
+        test_dataset=job.test_dataset_name,
+        test_sha256=job.test_sha256,
         spec=job.spec,
         hyperparameters=job.hyperparameters or {},
         progress=Progress(
@@ -81,7 +103,8 @@ def to_response(job: TrainingJob, version: ModelVersionRef | None) -> JobRespons
         failure_reason=job.failure_reason,
         cancel_requested=job.cancel_requested,
         attempts=job.attempts,
-        model_version=version,
+        model_version=registered.version if registered else None,
+        test_metrics=registered.test_metrics if registered else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -111,11 +134,16 @@ def list_jobs(
     statuses: Sequence[str] | None,
     limit: int,
     offset: int,
+    sweep_id: str | None = None,
 ) -> tuple[list[JobResponse], int]:
-    """One page of the owner's jobs, newest first, and how many match in total."""
+    """One page of the owner's jobs (only a sweep's trials, given `sweep_id`), newest first,
+    and how many match in total."""
     where = [TrainingJob.owner == owner]
     if statuses:
         where.append(TrainingJob.status.in_(list(statuses)))
+    if sweep_id is not None:
+        trials = select(SweepTrial.job_id).where(SweepTrial.sweep_id == sweep_id)
+        where.append(TrainingJob.id.in_(trials))
     with database.session() as session:
         total = session.scalar(select(func.count()).select_from(TrainingJob).where(*where)) or 0
         jobs = session.scalars(

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from service.errors import NotFound
-from service.models import Model, ModelAlias, ModelVersion
+from service.models import Model, ModelAlias, ModelVersion, TrainingJob
 from service.registry.names import LATEST, MAX_VERSION, queryable, shown
 
 
@@ -82,6 +82,31 @@ def weight_sizes(session: Session, model: Model) -> dict[int, int]:
         ModelVersion.model_id == model.id
     )
     return {version_id: int(size or 0) for version_id, size in session.execute(query)}
+
+
+def lineage_of(session: Session, model: Model) -> dict[int, dict[str, str | None]]:
+    """Per version id, the data its training job used (name and SHA-256s, recorded on the
+    job at submit, so they hold after the dataset is deleted); versions without a job lack."""
+    rows = session.execute(
+        select(
+            ModelVersion.id,
+            TrainingJob.dataset_name,
+            TrainingJob.dataset_sha256,
+            TrainingJob.test_dataset_name,
+            TrainingJob.test_sha256,
+        )
+        .join(TrainingJob, TrainingJob.id == ModelVersion.job_id)
+        .where(ModelVersion.model_id == model.id)
+    )
+    return {
+        row.id: {
+            "dataset": row.dataset_name,
+            "dataset_sha256": row.dataset_sha256,
+            "test_dataset": row.test_dataset_name,
+            "test_sha256": row.test_sha256,
+        }
+        for row in rows
+    }
 
 
 def resolve_version(session: Session, model: Model, ref: int | str | None) -> ModelVersion:

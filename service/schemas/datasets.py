@@ -10,6 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 ClassLabel = int | float | str
 
 
+class UploadedFile(BaseModel):
+    """One file of an upload as the user sent it."""
+
+    part: str = Field(description="The multipart field: file, labels, test_file, test_labels")
+    name: str | None = Field(description="The file name as sent")
+    sha256: str = Field(description="SHA-256 of the bytes as sent")
+    size_bytes: int
+
+
 class DatasetOut(BaseModel):
     """A dataset as listed and described; fields that do not apply to one source are null."""
 
@@ -48,7 +57,40 @@ class DatasetOut(BaseModel):
     )
     test_fraction: float | None = Field(
         default=None,
-        description="Held-out fraction of an upload (split stratified by class, fixed seed)",
+        description="Held-out fraction of an upload (split stratified by class, fixed seed); "
+        "0 when the upload came with its own test_file or is not split",
+    )
+    test_split: Literal["fraction", "test_file", "none"] | None = Field(
+        default=None,
+        description="Where an upload's test rows come from: a split of its rows by "
+        "test_fraction, its test_file as is, or none (test_fraction 0: name a test_dataset "
+        "when training). Download them with GET /v1/datasets/{ref}/split/test",
+    )
+    sha256: str | None = Field(
+        default=None,
+        description="SHA-256 of the uploaded file's bytes as you have them (compressed or "
+        "not): `sha256sum file.csv` prints the same",
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+    )
+    test_sha256: str | None = Field(
+        default=None, description="SHA-256 of the uploaded test_file, when one came with it"
+    )
+    label_column: str | None = Field(
+        default=None,
+        description="CSV: the label column used (its name; for a file without a header row, "
+        "its 0-based index)",
+    )
+    header: bool | None = Field(
+        default=None, description="CSV: whether the first row was read as a header"
+    )
+    feature_names: list[str] | None = Field(
+        default=None, description="CSV: the feature columns, in order (up to 1000)"
+    )
+    compression: Literal["gzip", "zip"] | None = Field(
+        default=None, description="How the upload was packed, if at all"
+    )
+    files: list[UploadedFile] | None = Field(
+        default=None, description="The uploaded files (lineage: name, sha256, size)"
     )
     size_bytes: int | None = Field(
         default=None, description="Stored size of an upload (normalized npz)"
@@ -78,15 +120,28 @@ class DatasetUploadFields(BaseModel):
     )
     format: Literal["csv", "npz", "idx", "text"] | None = Field(
         default=None,
-        description="csv (header row, label_column), npz (arrays X and y), idx (file = images, "
-        "labels = labels) or text (label<TAB>text lines); inferred from the file name if omitted",
+        description="csv (label_column, header), npz (arrays X and y), idx (file = images, "
+        "labels = labels) or text (label<TAB>text lines); inferred from the file name if "
+        "omitted (looking through .gz, or at the one file in a .zip)",
     )
     label_column: str | None = Field(
-        default=None, max_length=200, description="CSV only: the column holding the labels"
+        default=None,
+        max_length=200,
+        description="CSV only: the label column's name, or its 0-based index as digits "
+        '("0" = first, "-1" = last). Default: a column named label, target, class or y '
+        "(header rows only), else the last column",
     )
-    test_fraction: float = Field(
-        default=0.2,
-        gt=0.0,
+    header: bool | None = Field(
+        default=None,
+        description="CSV (and text): whether the first row is a header. Omitted: detected; "
+        "the first row is a header when, in every column whose other rows are numbers, it "
+        "holds a non-number. Send it when the guess is wrong (e.g. numeric column names)",
+    )
+    test_fraction: float | None = Field(
+        default=None,
+        ge=0.0,
         lt=1.0,
-        description="Fraction held out for the test split (stratified by class, fixed seed)",
+        description="Fraction held out for the test split (stratified by class, fixed seed; "
+        "default 0.2); 0 = no split (name a test_dataset when training). Must be 0 or "
+        "absent with a test_file",
     )

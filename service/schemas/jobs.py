@@ -70,6 +70,13 @@ class JobSubmit(BaseModel):
         description="Held-out fraction for datasets without an official test split "
         "(default: the upload's own setting, else 0.2).",
     )
+    test_dataset: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The id or name of an upload used as the test split as is (every row), "
+        "for a training upload sent with test_fraction 0; same columns and classes.",
+    )
     # Numbers are strict (true is not 1, "3" is not 3); integers still accept 3.0.
     epochs: Annotated[int, Field(strict=True, ge=1), WHOLE] | None = Field(
         default=None, description="Overrides spec.training.epochs"
@@ -163,6 +170,19 @@ class JobResponse(BaseModel):
     model_name: str
     dataset: str = Field(description="The dataset as submitted (name or upload id)")
     dataset_id: str | None = Field(description="The upload's id; null for built-in datasets")
+    dataset_sha256: str | None = Field(
+        default=None,
+        description="Lineage: SHA-256 of the training upload's file as sent, recorded at "
+        "submit (null for built-ins)",
+    )
+    test_dataset: str | None = Field(
+        default=None, description="The test_dataset as submitted; null when none was named"
+    )
+    test_sha256: str | None = Field(
+        default=None,
+        description="Lineage: SHA-256 of the file the test rows came from when it is not the "
+        "training file (the upload's test_file, or the test_dataset's file)",
+    )
     spec: dict[str, Any] = Field(description="The complete spec, every default filled in")
     hyperparameters: dict[str, Any] = Field(description="Overrides and options as submitted")
     progress: Progress
@@ -173,7 +193,14 @@ class JobResponse(BaseModel):
     failure_reason: str | None
     cancel_requested: bool
     attempts: int = Field(description="Times a worker has started this job")
-    model_version: ModelVersionRef | None = Field(description="Set once the job has succeeded")
+    model_version: ModelVersionRef | None = Field(
+        description="The model version this job registered; null until it has succeeded"
+    )
+    test_metrics: dict[str, Any] | None = Field(
+        description="Test-set metrics stored on that model version (held-out split: loss, "
+        "accuracy, confusion matrix ... for classifiers; mse, r2 ... for regression); "
+        "null until the version is registered",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -33,6 +33,28 @@ class VersionOut(BaseModel):
         description="Decision threshold of a binary classifier (e.g. spam scoring); "
         "null means 0.5. Set with PATCH /v1/models/{name}/versions/{version}",
     )
+    dataset: str | None = Field(
+        default=None, description="Lineage: the dataset its training job used (as submitted)"
+    )
+    dataset_sha256: str | None = Field(
+        default=None,
+        description="Lineage: SHA-256 of that uploaded file as sent (recorded at submit; null "
+        "for built-ins and uploaded model files)",
+    )
+    test_dataset: str | None = Field(
+        default=None, description="Lineage: the test_dataset named at submit, if any"
+    )
+    test_sha256: str | None = Field(
+        default=None,
+        description="Lineage: SHA-256 of the file its test rows came from when not the "
+        "training file (the upload's test_file or the test_dataset's file)",
+    )
+    sweep_id: str | None = Field(
+        default=None, description="The sweep that registered it as its best trial's model"
+    )
+    sweep_params: dict[str, Any] | None = Field(
+        default=None, description="That best trial's parameters (spec path -> value)"
+    )
 
 
 class VersionDetail(VersionOut):

@@ -7,17 +7,21 @@ probability with a label decided by a threshold.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.jobs import MODEL_NAME_PATTERN
-from service.schemas.types import VersionNumber
+from service.schemas.types import WHOLE, VersionNumber
 
 #: At most this many images per request: each may decode to up to 40 megapixels.
 MAX_PNGS = 32
 #: At most this many texts per request (the body limit bounds their total size).
 MAX_TEXTS = 1000
+#: At most this many digits explained per request (each runs the model 65 times).
+MAX_EXPLAINED = 32
+#: How many features /v1/spam/score's explain lists: a strict integer that also takes 5.0.
+TopK = Annotated[int, Field(strict=True, ge=1, le=100), WHOLE]
 
 
 def _exactly_one_of(*fields: str) -> dict[str, Any]:
@@ -67,6 +71,11 @@ class MnistPredictRequest(_ModelRef):
     pngs: list[str] | None = Field(
         default=None, min_length=1, max_length=MAX_PNGS, description="Several base64 PNGs"
     )
+    explain: bool = Field(
+        default=False,
+        strict=True,
+        description=f"Add a 28x28 saliency map per digit (at most {MAX_EXPLAINED} inputs)",
+    )
 
 
 class MnistFormFields(BaseModel):
@@ -77,12 +86,19 @@ class MnistFormFields(BaseModel):
     model: str = Field(default="mnist", pattern=MODEL_NAME_PATTERN)
     version: int | None = Field(default=None, ge=1, le=2**31 - 1)
     alias: str | None = Field(default=None, min_length=1, max_length=64)
+    explain: bool = Field(default=False, description="Add a 28x28 saliency map")
 
 
 class DigitPrediction(BaseModel):
     digit: int = Field(ge=0, le=9, examples=[7])
     probabilities: list[float] = Field(
         min_length=10, max_length=10, description="probabilities[d] is the probability of digit d"
+    )
+    saliency: list[list[float]] | None = Field(
+        default=None,
+        description="With explain: 28x28 integrated gradients of the digit's probability from "
+        "a black image, per pixel (0-255 units in, probability out); they add up to about "
+        "the probability minus a black image's",
     )
 
 
@@ -109,11 +125,31 @@ class SpamScoreRequest(_ModelRef):
         description="Label spam at or above this probability; default: the version's "
         "threshold (PATCH /v1/models/{name}/versions/{version}), else 0.5",
     )
+    explain: bool = Field(
+        default=False,
+        strict=True,
+        description="Add the tokens and n-grams that pushed each score most (top_features)",
+    )
+    top_k: TopK = Field(default=10, description="How many features explain lists")
+
+
+class SpamFeature(BaseModel):
+    feature: str = Field(
+        description="A token, a bigram, a character n-gram (# prefix) or a hand feature "
+        "([name]); keys of the text sharing one hashed column are joined by ' | '",
+        examples=["prize"],
+    )
+    weight: float = Field(
+        description="Gradient x input toward spam: positive pushed the score up, negative down"
+    )
 
 
 class SpamResult(BaseModel):
     spam_probability: float = Field(ge=0.0, le=1.0, examples=[0.97])
     label: str = Field(description="spam or ham", examples=["spam"])
+    top_features: list[SpamFeature] | None = Field(
+        default=None, description="With explain: the strongest features, strongest first"
+    )
 
 
 class SpamScoreResponse(BaseModel):

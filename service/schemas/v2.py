@@ -62,20 +62,30 @@ class RequestInput(BaseModel):
     name: str = Field(examples=["input"])
     shape: list[Dim] = Field(min_length=1, max_length=8, examples=[[2, 2]])
     datatype: Datatype = Field(examples=["FP32"])
-    parameters: Parameters | None = None
-    data: list[Any] = Field(
-        description="Row-major tensor contents, flat or nested", examples=[[0, 1, 1, 1]]
+    parameters: Parameters | None = Field(
+        default=None,
+        description="binary_data_size: the tensor's bytes follow the JSON header instead of data",
+    )
+    data: list[Any] | None = Field(
+        default=None,
+        description="Row-major tensor contents, flat or nested (absent for binary data)",
+        examples=[[0, 1, 1, 1]],
     )
 
 
 class RequestOutput(BaseModel):
     name: str
-    parameters: Parameters | None = None
+    parameters: Parameters | None = Field(
+        default=None, description="binary_data: true answers this tensor as binary data"
+    )
 
 
 class InferRequest(BaseModel):
-    id: str | None = None
-    parameters: Parameters | None = None
+    id: str | None = Field(default=None, description="Echoed in the response")
+    parameters: Parameters | None = Field(
+        default=None,
+        description="threshold (binary classifiers); binary_data_output: all outputs as binary",
+    )
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = Field(
         default=None, description="Outputs to return (default: all)"
@@ -87,7 +97,9 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: Parameters | None = None
-    data: list[Any]
+    data: list[Any] | None = Field(
+        default=None, description="Absent when parameters.binary_data_size is set"
+    )
 
 
 class InferResponse(BaseModel):
@@ -96,3 +108,9 @@ class InferResponse(BaseModel):
     id: str | None = None
     parameters: Parameters | None = None
     outputs: list[ResponseOutput]
+
+
+class ProtocolError(BaseModel):
+    """The Open Inference Protocol's error shape, used by every /v2 route."""
+
+    error: str = Field(examples=["inputs[0].shape: expected [batch, 2], got [3]"])

@@ -1,8 +1,8 @@
-"""Checks of docker/Dockerfile, docker/compose.yaml and .dockerignore (no container engine).
+"""Checks of docker/Dockerfile and .dockerignore (no container engine).
 
 Building and running the image needs Docker or podman and is done by hand (docker/Dockerfile's
 header); these tests keep the files' promises from drifting: multi-stage slim build, non-root user,
-health check, and a compose file with api, workers, Postgres and Redis. The one promise the image
+health check (docker/compose.yaml has its own tests: test_compose.py). The one promise the image
 takes from the program, that `nn-service serve` migrates before its port opens, is checked by
 running it for real.
 """
@@ -17,10 +17,8 @@ import socket
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 from server_process import ServerProcess
 
 from service import migrate
@@ -28,7 +26,6 @@ from service.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-COMPOSE = ROOT / "docker" / "compose.yaml"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 
@@ -85,14 +82,21 @@ def test_multi_stage_build_from_slim_python() -> None:
     assert "builder" not in [part.lower() for part in images[-1]]
 
 
-def test_builder_installs_the_project_with_the_scale_extra_into_a_venv() -> None:
+def test_builder_installs_the_lock_then_the_project_into_a_venv() -> None:
+    """The dependencies (with the scale extra's) come only from docker/requirements.lock, which
+    tests/deploy/test_requirements_lock.py checks against pyproject.toml."""
     builder = _stages()[0]
-    runs = " ".join(_args(builder, "RUN"))
-    assert "-m venv /opt/venv" in runs
-    assert "/opt/venv/bin/pip install" in runs
-    assert '".[scale]"' in runs or "'.[scale]'" in runs
+    runs = _args(builder, "RUN")
+    assert any("-m venv /opt/venv" in run for run in runs)
+    locked = [run for run in runs if "-r requirements.lock" in run]
+    assert len(locked) == 1, runs
     # Wheels only: nothing is compiled, so no compiler is needed in either stage.
-    assert "--only-binary=:all:" in runs
+    assert "--only-binary=:all:" in locked[0] and "--require-hashes" in locked[0]
+    assert "docker/requirements.lock ./" in _args(builder, "COPY")
+    project = [run for run in runs if "/opt/venv/bin/pip install --no-deps . " in run + " "]
+    assert len(project) == 1, runs
+    assert runs.index(locked[0]) < runs.index(project[0])
+    assert "pip check" in project[0]
 
 
 def test_builder_copies_only_what_the_package_needs_and_it_exists() -> None:
@@ -208,109 +212,25 @@ def _dockerignore_patterns() -> list[str]:
 
 
 def _dockerignored(path: str) -> bool:
-    """Whether a top-level path is excluded (enough of Docker's rules for these files)."""
-    for pattern in _dockerignore_patterns():
-        assert not pattern.startswith("!"), "negations are not handled here"
-        pattern = pattern.rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern.removeprefix("**/")):
-            return True
-    return False
+    """Whether a path is excluded (enough of Docker's rules for these files): a pattern that
+    matches the path or one of its parent directories excludes it, `!` includes it again, and
+    the last matching pattern wins."""
+    parts = path.strip("/").split("/")
+    paths = ["/".join(parts[: end + 1]) for end in range(len(parts))]
+    ignored = False
+    for line in _dockerignore_patterns():
+        pattern = line.removeprefix("!").rstrip("/")
+        if any(
+            fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.removeprefix("**/"))
+            for p in paths
+        ):
+            ignored = not line.startswith("!")
+    return ignored
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:
     for path in (".git", ".venv", "data", ".env", "nns.db", ".pytest_cache", ".mypy_cache"):
         assert _dockerignored(path), f"{path} should be in .dockerignore"
     assert not _dockerignored("pyproject.toml")
-
-
-# ----------------------------------------------------------------------------- compose.yaml
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse docker/compose.yaml")
-    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    assert isinstance(data, dict)
-    return data
-
-
-def _service(compose: dict[str, Any], name: str) -> dict[str, Any]:
-    services = compose["services"]
-    assert name in services, f"compose.yaml has no {name} service"
-    service = services[name]
-    assert isinstance(service, dict)
-    return service
-
-
-def test_compose_names_the_four_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"api", "worker", "postgres", "redis"}
-
-
-def test_compose_builds_this_dockerfile_from_the_repository_root(compose: dict[str, Any]) -> None:
-    for name in ("api", "worker"):
-        service = _service(compose, name)
-        build = service["build"]
-        assert (COMPOSE.parent / build["context"]).resolve() == ROOT
-        assert (ROOT / build["dockerfile"]).resolve() == DOCKERFILE
-        assert service["image"] == _service(compose, "api")["image"]
-
-
-def test_compose_api_and_worker_share_postgres_and_redis(compose: dict[str, Any]) -> None:
-    for name in ("api", "worker"):
-        service = _service(compose, name)
-        env = service["environment"]
-        assert env["NNS_DATABASE_URL"] == "postgresql+psycopg://nns:nns@postgres:5432/nns"
-        assert env["NNS_RUNNER"] == "rq"
-        assert env["NNS_REDIS_URL"] == "redis://redis:6379/0"
-        for dependency in ("postgres", "redis"):
-            assert service["depends_on"][dependency]["condition"] == "service_healthy"
-
-
-def test_compose_api_publishes_8000_keeps_data_and_is_health_checked(
-    compose: dict[str, Any],
-) -> None:
-    api = _service(compose, "api")
-    assert any(str(port).endswith("8000:8000") for port in api["ports"])
-    assert any(str(volume).endswith(":/data") for volume in api["volumes"])
-    test = api["healthcheck"]["test"]
-    assert test[0] == "CMD" and "/healthz" in test[-1]
-    compile(test[-1], "<healthcheck>", "exec")
-
-
-def test_compose_worker_runs_replicated_workers(compose: dict[str, Any]) -> None:
-    worker = _service(compose, "worker")
-    assert worker["command"] == ["nn-service", "worker"]
-    assert worker["deploy"]["replicas"] >= 2
-    assert "ports" not in worker
-    # The image's HTTP health check does not apply to a worker.
-    assert worker["healthcheck"] == {"disable": True}
-
-
-def test_compose_postgres_has_a_volume_and_pg_isready(compose: dict[str, Any]) -> None:
-    postgres = _service(compose, "postgres")
-    assert str(postgres["image"]).startswith("postgres:16")
-    named = {str(volume).split(":")[0] for volume in postgres["volumes"]}
-    assert any(str(volume).endswith(":/var/lib/postgresql/data") for volume in postgres["volumes"])
-    assert named <= set(compose["volumes"]), "postgres uses a named volume"
-    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
-    env = postgres["environment"]
-    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (
-        "nns",
-        "nns",
-        "nns",
-    )
-
-
-def test_compose_redis_is_health_checked(compose: dict[str, Any]) -> None:
-    redis = _service(compose, "redis")
-    assert str(redis["image"]).startswith("redis:7")
-    assert "ping" in redis["healthcheck"]["test"]
-
-
-def test_compose_named_volumes_are_declared(compose: dict[str, Any]) -> None:
-    declared = set(compose["volumes"])
-    for service in compose["services"].values():
-        for volume in service.get("volumes", []):
-            source = str(volume).split(":")[0]
-            if not source.startswith((".", "/")):
-                assert source in declared, f"volume {source} is not declared"
+    assert _dockerignored("docker/Dockerfile") and _dockerignored("tools/postman/node_modules")
+    assert not _dockerignored("docker/requirements.lock")  # the builder installs it

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 from shared_data import SMS_SPAM, SMS_SPAM_MISSING
 
-from nn_core.datasets.loaders import load_csv, load_npz, load_text_labels
+from nn_core.datasets.loaders import (
+    load_csv,
+    load_npz,
+    load_text_labels,
+    looks_like_header,
+    read_csv,
+)
 from nn_core.errors import DataError
 
 SMS = SMS_SPAM
@@ -47,20 +53,51 @@ def test_csv_string_and_float_labels_bom_and_semicolons() -> None:
     assert y.dtype == np.float64
 
 
-def test_csv_latin1_fallback() -> None:
-    _, y = load_csv("x,label\n1,caf\xe9\n".encode("latin-1"), "label")
-    assert y.tolist() == ["café"]
+def test_csv_that_is_not_utf8_names_the_line_and_byte() -> None:
+    data = "x,label\n1,caf\xe9\n".encode("latin-1")
+    _error(lambda: load_csv(data, "label"), "file", "not UTF-8 text: line 2 .* 0xe9 .* offset 13")
+
+
+def test_headerless_csv_label_by_index_or_last_column_by_default() -> None:
+    data = b"5.1,3.5,0\n4.9,3.0,0\n6.3,2.9,1\n"
+    table = read_csv(data)
+    assert table.header is False
+    assert table.label_name == "2" and table.label_index == 2
+    assert table.feature_names == ["0", "1"]
+    np.testing.assert_array_equal(table.x, [[5.1, 3.5], [4.9, 3.0], [6.3, 2.9]])
+    assert table.y.tolist() == [0, 0, 1]
+    first = read_csv(b"1,0.5,0.25\n0,0.1,0.2\n", "0")  # MNIST-style: the label first
+    assert first.y.tolist() == [1, 0]
+    assert first.feature_names == ["1", "2"]
+    assert read_csv(b"1,0.5,0.25\n0,0.1,0.2\n", "-1").y.tolist() == [0.25, 0.2]
+    err = _error(lambda: read_csv(data, "7"), "label_column", "not found")
+    assert "3 columns, indexes 0 to 2" in err.message
+
+
+def test_header_detection_and_the_explicit_override() -> None:
+    named = read_csv(b"sepal,petal,species\n1,2,a\n3,4,b\n")
+    assert named.header is True and named.label_name == "species"
+    assert read_csv(b"Label,p0,p1\n3,0,1\n4,1,0\n").label_name == "Label"  # a label name
+    assert read_csv(b"sepal,petal,kind\n1,2,0\n3,4,1\n", "1").label_name == "petal"  # index
+    numeric_names = b"0,1,2\n5,6,1\n7,8,0\n"
+    assert read_csv(numeric_names).header is False  # numeric names are data to the detector
+    assert read_csv(numeric_names, header=True).y.tolist() == [1, 0]
+    # One stray bad cell in a data row is not a header: it is reported, with a hint.
+    err = _error(lambda: read_csv(b"1,?,0\n2,3,1\n"), "1", "line 1, column 1: '\\?' is not")
+    assert "send header=true" in err.message
+    assert looks_like_header([["a", "b"], ["1", "x"]]) is True
+    assert looks_like_header([["1", "b"], ["1", "x"]]) is False
 
 
 def test_csv_missing_label_column_lists_columns() -> None:
     err = _error(lambda: load_csv(b"sepal,petal\n1,2\n", "species"), "label_column", "not found")
-    assert "available columns: 'sepal', 'petal'" in err.message
+    assert "the file has columns: 'sepal', 'petal'" in err.message
 
 
 def test_csv_non_numeric_cell_names_column_and_line() -> None:
-    err = _error(lambda: load_csv(b"a,b,y\n1,2,0\n3,oops,1\n", "y"), "b", "line 3")
+    err = _error(lambda: load_csv(b"a,b,y\n1,2,0\n3,oops,1\n", "y"), "b", "line 3, column 1")
     assert "'oops' is not a number" in err.message
-    _error(lambda: load_csv(b"a,y\n1,0\n,1\n", "y"), "a", "line 3: is empty")
+    _error(lambda: load_csv(b"a,y\n1,0\n,1\n", "y"), "a", "line 3, column 0: is empty")
     _error(lambda: load_csv(b"a,y\n1,0\ninf,1\n", "y"), "a", "not a finite number")
 
 
@@ -68,7 +105,7 @@ def test_csv_ragged_rows_empty_files_and_headers() -> None:
     _error(
         lambda: load_csv(b"a,b,y\n1,2,0\n1,2\n", "y"),
         "file",
-        "line 3 has 2 fields, the header has 3",
+        "line 3 has 2 fields, expected 3 as the header has",
     )
     _error(lambda: load_csv(b"", "y"), "file", "is empty")
     _error(lambda: load_csv(b"\n \n", "y"), "file", "is empty")
@@ -160,9 +197,10 @@ def test_text_labels_keep_unusual_line_breaks_inside_messages() -> None:
     assert texts.tolist() == ["one\u2028two\x0cthree"]
 
 
-def test_text_labels_latin1_fallback() -> None:
-    texts, _ = load_text_labels(b"spam\tPrize \xa3500\n")
+def test_text_labels_must_be_utf8() -> None:
+    texts, _ = load_text_labels("spam\tPrize £500\n".encode())
     assert texts.tolist() == ["Prize £500"]
+    _error(lambda: load_text_labels(b"ham\tok\nspam\tPrize \xa3500\n"), "file", "line 2")
 
 
 def test_text_labels_errors() -> None:

@@ -71,6 +71,7 @@ def test_all_mirrors_bad_raises_with_reasons(server: FileServer, tmp_path: Path)
         in message
     )
     assert info.value.missing == [(tmp_path / "blob.bin", SHA)]
+    assert info.value.cause == "HTTP 404 Not Found"  # the last mirror's reason, in short
     assert list(tmp_path.iterdir()) == []
 
 
@@ -82,6 +83,7 @@ def test_offline_names_the_path_and_sha256(tmp_path: Path) -> None:
     assert "cannot connect" in message
     assert str(cache / "blob.bin") in message
     assert SHA in message
+    assert info.value.cause == "no connection"  # every mirror refused: the offline case
 
 
 def test_download_larger_than_published_size_is_cut_off(server: FileServer, tmp_path: Path) -> None:

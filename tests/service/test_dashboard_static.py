@@ -13,7 +13,15 @@ async def test_root_serves_the_dashboard(client: httpx.AsyncClient) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert '<script type="module" src="/static/js/app.js">' in page.text
-    for asset in ("/static/js/app.js", "/static/js/views/playground.js", "/static/css/app.css"):
+    for asset in (
+        "/static/js/app.js",
+        "/static/js/views/playground.js",
+        "/static/js/views/sweeps.js",
+        "/static/js/views/sweep.js",
+        "/static/js/views/sweep_form.js",
+        "/static/js/parallel.js",
+        "/static/css/app.css",
+    ):
         response = await client.get(asset)
         assert response.status_code == 200, asset
     script = await client.get("/static/js/api.js")

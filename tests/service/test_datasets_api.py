@@ -214,16 +214,16 @@ async def test_bad_csv_cell_names_column_and_line(
     assert _count(app) == 0
 
 
-async def test_missing_label_column(
+async def test_unknown_label_column_and_the_default(
     client: httpx.AsyncClient, app: FastAPI, alice: dict[str, str]
 ) -> None:
     response = await _upload(client, alice, {"file": ("d.csv", IRIS_CSV)}, label_column="nope")
     assert response.status_code == 422
     assert "species" in _field_named(response, "label_column")
-    missing = await _upload(client, alice, {"file": ("d.csv", IRIS_CSV)})
-    assert missing.status_code == 422
-    _field_named(missing, "label_column")
     assert _count(app) == 0
+    omitted = await _upload(client, alice, {"file": ("d.csv", IRIS_CSV)})
+    assert omitted.status_code == 201, omitted.text
+    assert omitted.json()["label_column"] == "species"  # the last column
 
 
 async def test_npz_object_array_refused(

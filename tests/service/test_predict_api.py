@@ -43,6 +43,14 @@ def _error_field(response: httpx.Response) -> str:
     return field
 
 
+def _v2_error(response: httpx.Response) -> str:
+    """The message of an error in the Open Inference Protocol's shape, {"error": "..."}."""
+    body = response.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    message: str = body["error"]
+    return message
+
+
 async def _raw(client: httpx.AsyncClient, headers: dict[str, str], path: str, body: str) -> Any:
     return await client.post(
         path, headers={**headers, "Content-Type": "application/json"}, content=body
@@ -269,7 +277,7 @@ async def test_v2_bad_tensors_are_422(
 ) -> None:
     response = await client.post("/v2/models/xor/infer", headers=alice, json=body)
     assert response.status_code == 422, response.text
-    assert _error_field(response) == field
+    assert f"{field}: " in _v2_error(response)
 
 
 async def test_v2_nan_literal_and_text_shape(
@@ -278,26 +286,27 @@ async def test_v2_nan_literal_and_text_shape(
     raw = '{"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP32", "data": [NaN, 1]}]}'
     response = await _raw(client, alice, "/v2/models/xor/infer", raw)
     assert response.status_code == 422
-    assert _error_field(response) == "inputs[0].data[0]"
+    assert _v2_error(response).startswith("inputs[0].data[0]: ")
     text = await client.post(
         "/v2/models/spam/infer", headers=alice, json=_infer_body(["a", 1], [2], "BYTES")
     )
-    assert text.status_code == 422 and _error_field(text) == "inputs[0].data[1]"
+    assert text.status_code == 422 and _v2_error(text).startswith("inputs[0].data[1]: ")
     count = await client.post(
         "/v2/models/spam/infer", headers=alice, json=_infer_body(["a"], [2], "BYTES")
     )
-    assert count.status_code == 422 and _error_field(count) == "inputs[0].data"
+    assert count.status_code == 422 and _v2_error(count).startswith("inputs[0].data: ")
 
 
 async def test_v2_unknown_model_and_version(
     client: httpx.AsyncClient, alice: dict[str, str]
 ) -> None:
     body = _infer_body([0, 1], [1, 2])
-    assert (await client.post("/v2/models/nope/infer", headers=alice, json=body)).status_code == 404
+    nope = await client.post("/v2/models/nope/infer", headers=alice, json=body)
+    assert nope.status_code == 404 and _v2_error(nope) == "model 'nope' not found"
     wrong = await client.post("/v2/models/xor/versions/3/infer", headers=alice, json=body)
-    assert wrong.status_code == 404 and _error_field(wrong) == "version"
+    assert wrong.status_code == 404 and "version 3" in _v2_error(wrong)
     alias = await client.post("/v2/models/xor/versions/production/infer", headers=alice, json=body)
-    assert alias.status_code == 404 and _error_field(alias) == "alias"
+    assert alias.status_code == 404 and "alias 'production'" in _v2_error(alias)
     await client.put("/v1/models/xor/aliases/production", headers=alice, json={"version": 1})
     ok = await client.post("/v2/models/xor/versions/production/infer", headers=alice, json=body)
     assert ok.status_code == 200 and ok.json()["model_version"] == "1"
@@ -323,7 +332,7 @@ async def test_rate_limit_is_per_key_with_retry_after(tmp_path: Path, database_u
                 "/v2/models/xor/infer", headers=alice, json=_infer_body([0, 1], [1, 2])
             )
             assert limited.status_code == 429
-            assert limited.json()["error"]["type"] == "rate_limited"
+            assert "rate limit" in _v2_error(limited).lower()
             assert int(limited.headers["retry-after"]) >= 1
             # Other keys have their own bucket; non-prediction routes are not limited.
             other = await client.post("/v1/models/xor:predict", headers=bob, json=body)

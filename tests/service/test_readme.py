@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +43,13 @@ def run_blocks(
     section: str,
     timeout: float,
     prelude: str = "",
-    swap: tuple[str, str] = ("", ""),
+    only: Callable[[str], bool] = lambda block: True,
 ) -> list[tuple[str, str]]:
-    """Run a section's bash blocks as one script in the server's directory (so `data/admin-key`
-    resolves as in the README), on the server's port; returns (block, its output) pairs.
-    `prelude` runs first (e.g. what an earlier section set); `swap` replaces text in the
-    blocks (old, new), for what this machine cannot do as written."""
+    """Run a section's bash blocks (those `only` keeps) as one script in the server's
+    directory (so `data/admin-key` resolves as in the README), on the server's port; returns
+    (block, its output) pairs. `prelude` runs first (e.g. what an earlier section set)."""
     port = server.base.rsplit(":", 1)[1]
-    sources = [body.replace(*swap) if swap[0] else body for body in blocks("bash", section)]
+    sources = [body for body in blocks("bash", section) if only(body)]
     script = f"set -euo pipefail\n{prelude}\n" + "".join(
         f"echo '{MARK.format(i)}'\n{body.replace('127.0.0.1:8000', f'127.0.0.1:{port}')}\n"
         for i, body in enumerate(sources)
@@ -76,6 +76,28 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def offline_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """The same server on a machine without internet: its dataset downloads go to a proxy
+    on a closed port of 127.0.0.1 and are refused, whether this machine is online or not."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    process = ServerProcess(tmp_path, f"sqlite:///{tmp_path}/data/nns.db")
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        process.env[name] = proxy
+    for name in ("no_proxy", "NO_PROXY"):
+        process.env.pop(name, None)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+FLAGSHIP = "The two flagship models: spam scoring and digit recognition"
 
 
 def test_setup_commands_match_the_cli_and_ci() -> None:
@@ -127,14 +149,38 @@ def test_curl_quick_start(server: ServerProcess) -> None:
     assert '"name":"label","shape":[2],"datatype":"INT64"' in v2, v2
     assert '"confusion_matrix"' in model and '"alias":"production","version":1' in alias
     assert '"label":1' in by_alias and '"version":1' in by_alias, by_alias
+    explained = json.loads(output_of(":explain"))
+    assert [e["label"] for e in explained["explanations"]] == [1, 0], explained
+    for explanation in explained["explanations"]:
+        change = explanation["output"] - explanation["baseline_output"]
+        assert abs(explanation["completeness_gap"]) <= 0.01 * abs(change) + 1e-4, explanation
     log = server.log_path.read_text()
     assert "Traceback" not in log and '"status": 500' not in log
 
 
+def test_your_own_data(server: ServerProcess) -> None:
+    """Upload a headerless .csv.gz with a test file, train, predict, download the split."""
+    results = run_blocks(server, "Your own data", timeout=180, prelude="KEY=$(cat data/admin-key)")
+    for source, output in results:
+        assert '{"error"' not in output, (source, output)
+    upload = results[0][1]
+    digest = upload.split()[0]  # sha256sum's line comes first
+    assert f'"sha256":"{digest}"' in upload, upload
+    assert '"header":false' in upload and '"label_column":"0"' in upload, upload
+    assert '"n_train":300,"n_test":60' in upload, upload
+    job, predictions = results[1][1].split("}{", 1)[0], results[1][1]
+    assert '"status":"succeeded"' in job and f'"dataset_sha256":"{digest}"' in job, job
+    assert re.findall(r'"label":(\d)', predictions)[-2:] == ["1", "0"], predictions
+    header, *rows = results[2][1].splitlines()
+    assert header == "row,1,2,3,4,0" and len(rows) == 2, results[2][1]
+
+
 @pytest.mark.slow
-def test_flagship_walkthrough(server: ServerProcess) -> None:
-    """Spam as written (with the SMS file placed where the README says, offline); digits with
-    Fashion-MNIST standing in for MNIST, which this machine cannot download."""
+def test_flagship_walkthrough(offline_server: ServerProcess) -> None:
+    """As pasted, on a machine without internet that has Fashion-MNIST (Debian's package) and
+    the SMS file placed where the README says: MNIST fails with its one-line reason and the
+    loop trains on Fashion-MNIST instead; spam trains as written."""
+    server = offline_server
     if not SMS_SPAM.is_file():
         pytest.skip(SMS_SPAM_MISSING)
     if not Path(FASHION_SYSTEM_DIR).is_dir():
@@ -143,13 +189,7 @@ def test_flagship_walkthrough(server: ServerProcess) -> None:
     place.mkdir(parents=True)
     shutil.copy(SMS_SPAM, place / "SMSSpamCollection")
     (server.tmp_path / ".venv").symlink_to(sys.prefix)  # the README runs from the checkout
-    results = run_blocks(
-        server,
-        "The two flagship models: spam scoring and digit recognition",
-        timeout=600,
-        prelude="KEY=$(cat data/admin-key)",
-        swap=('"dataset": "mnist"', '"dataset": "fashion-mnist"'),
-    )
+    results = run_blocks(server, FLAGSHIP, timeout=600, prelude="KEY=$(cat data/admin-key)")
     for source, output in results:
         assert '{"error"' not in output, (source, output)
 
@@ -159,7 +199,13 @@ def test_flagship_walkthrough(server: ServerProcess) -> None:
     presets = output_of("/v1/presets")
     assert '"name":"mnist-mlp"' in presets and '"name":"spam-mlp"' in presets
     assert output_of('"spam-mlp"') == '"status":"succeeded"\n'
-    assert output_of('"mnist-mlp"') == '"status":"succeeded"\n'
+    mnist_dir = server.data_dir.absolute() / "datasets" / "mnist"
+    assert output_of('"mnist-mlp"') == (
+        'mnist: "status":"failed" "failure_reason":"mnist is not on this machine and cannot be '
+        f"downloaded (no connection): put its 4 files (train-images-idx3-ubyte.gz ...) in "
+        f'{mnist_dir}, or train on fashion-mnist instead (apt-get install dataset-fashion-mnist)"'
+        '\nfashion-mnist: "status":"succeeded"\n'
+    )
     labels = re.findall(r'"label":"(\w+)"', output_of('"texts"'))
     assert labels == ["spam", "ham"]
     patched, scored = output_of("PATCH").split("}{")
@@ -170,3 +216,37 @@ def test_flagship_walkthrough(server: ServerProcess) -> None:
     assert by_file == by_png  # the upload and the base64 PNG are read the same way
     (prediction,) = by_file["predictions"]
     assert prediction["digit"] in range(10) and len(prediction["probabilities"]) == 10
+
+
+def test_spam_without_its_file_offline_says_what_to_do(offline_server: ServerProcess) -> None:
+    """Without the SMS file and without internet, the spam block prints the failure and its
+    one-line fix, and scoring answers the 404 the README announces."""
+    server = offline_server
+    results = run_blocks(
+        server,
+        FLAGSHIP,
+        timeout=120,
+        prelude="KEY=$(cat data/admin-key)",
+        only=lambda block: '"spam-mlp"' in block or '"texts"' in block,
+    )
+    (_, trained), (_, scored) = results
+    place = server.data_dir.absolute() / "datasets" / "sms-spam"
+    assert trained == (
+        '"status":"failed"\n"failure_reason":"sms-spam is not on this machine and cannot be '
+        f"downloaded (no connection): put SMSSpamCollection in {place} (it is in the zip at "
+        'https://archive.ics.uci.edu/dataset/228)"\n'
+    )
+    error = json.loads(scored)["error"]
+    assert error["type"] == "not_found" and "model 'spam' not found" in error["message"], error
+
+
+def test_hyperparameter_sweep(server: ServerProcess) -> None:
+    results = run_blocks(
+        server, "Hyperparameter sweeps", timeout=180, prelude="KEY=$(cat data/admin-key)"
+    )
+    for source, output in results:
+        assert '{"error"' not in output, (source, output)
+    assert re.fullmatch(r"/v1/sweeps/sweep_[0-9a-f]+\n", results[0][1]), results[0][1]
+    output = results[1][1]  # the stream's last lines (the `end` event), then the version
+    assert "event: end" in output and '"status":"succeeded"' in output, output
+    assert re.search(r'"model_version":\{[^}]*"model_name":"xor-sweep","version":1\}', output)

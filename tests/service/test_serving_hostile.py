@@ -99,8 +99,10 @@ async def test_alias_with_nul_on_delete(client: httpx.AsyncClient, alice: dict[s
 async def test_upload_edge_cases(client: httpx.AsyncClient, alice: dict[str, str]) -> None:
     csv = b"a,y\n1,0\n2,1\n3,0\n4,1\n5,0\n"
     cases = [
-        # Three files where at most two are accepted.
-        {"files": [("file", ("a.csv", csv)), ("labels", ("b", b"")), ("x", ("c", b""))]},
+        # Five files where at most four (file, labels, test_file, test_labels) are accepted.
+        {"files": [(part, (part, b"")) for part in ("file", "labels", "test_file", "x", "y")]},
+        # A file part that is none of those.
+        {"files": [("file", ("a.csv", csv)), ("x", ("c", b""))], "data": {"label_column": "y"}},
         # Not multipart at all.
         {"json": {"file": "a.csv"}},
         # A labels file with a non-IDX format.
@@ -118,7 +120,7 @@ async def test_upload_edge_cases(client: httpx.AsyncClient, alice: dict[str, str
         response = await client.post("/v1/datasets", headers=alice, **case)  # type: ignore[arg-type]
         assert response.status_code < 500, response.text
         statuses.append(response.status_code)
-    assert statuses == [400, 422, 422, 422, 201]
+    assert statuses == [400, 422, 422, 422, 422, 201]
     listed = (await client.get("/v1/datasets", headers=alice)).json()["datasets"]
     assert [d["name"] for d in listed if d["source"] == "upload"] == [
         "données'; DROP TABLE datasets; --"

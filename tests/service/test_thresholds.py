@@ -143,7 +143,7 @@ async def test_only_binary_classifiers_take_a_threshold(
         json={"inputs": [tensor], "parameters": {"threshold": 0.7}},
     )
     assert inferred.status_code == 422
-    assert inferred.json()["error"]["details"][0]["field"] == "parameters.threshold"
+    assert inferred.json()["error"].startswith("parameters.threshold: ")
     for bad_parameter in (1.5, "high", True):
         inferred = await client.post(
             "/v2/models/binary/infer",
@@ -154,7 +154,7 @@ async def test_only_binary_classifiers_take_a_threshold(
             },
         )
         assert inferred.status_code == 422, bad_parameter
-        assert inferred.json()["error"]["details"][0]["field"] == "parameters.threshold"
+        assert inferred.json()["error"].startswith("parameters.threshold: ")
 
     for bad in (1.5, -0.1, "high", True):
         response = await client.post(

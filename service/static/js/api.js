@@ -32,7 +32,9 @@ function headers(extra = {}) {
 
 export async function api(path, { method = "GET", body, signal } = {}) {
   const init = { method, headers: headers(), signal };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser sets Content-Type with its boundary
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -3,16 +3,22 @@
 // (to stop its streams and timers) that runs when the user navigates away.
 
 import { api, esc, getKey, setKey } from "./api.js";
+import * as datasets from "./views/datasets.js";
 import * as jobs from "./views/jobs.js";
 import * as job from "./views/job.js";
 import * as models from "./views/models.js";
 import * as playground from "./views/playground.js";
+import * as sweep from "./views/sweep.js";
+import * as sweeps from "./views/sweeps.js";
 import * as tryit from "./views/tryit.js";
 
 const ROUTES = [
   [/^#\/jobs\/([^/]+)$/, job, "jobs"],
   [/^#\/jobs$/, jobs, "jobs"],
   [/^#\/playground$/, playground, "playground"],
+  [/^#\/sweeps\/([^/]+)$/, sweep, "sweeps"],
+  [/^#\/sweeps$/, sweeps, "sweeps"],
+  [/^#\/datasets$/, datasets, "datasets"],
   [/^#\/models\/([^/]+)$/, models, "models"],
   [/^#\/models$/, models, "models"],
   [/^#\/try$/, tryit, "try"],

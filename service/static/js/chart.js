@@ -25,9 +25,10 @@ function label(v) {
 
 export class LineChart {
   /** series: [{key, label, color?, dash?}] in legend order. */
-  constructor(canvas, { title = "", series = [], yMin = null, yMax = null } = {}) {
+  constructor(canvas, { title = "", series = [], yMin = null, yMax = null, legend = true } = {}) {
     this.canvas = canvas;
     this.title = title;
+    this.legend = legend;
     this.series = series.map((s, i) => ({ color: COLORS[i % COLORS.length], ...s }));
     this.points = Object.fromEntries(this.series.map((s) => [s.key, []]));
     this.yMin = yMin;
@@ -107,7 +108,7 @@ export class LineChart {
 
     let lx = width - pad.right;
     ctx.textAlign = "right";
-    for (const s of [...this.series].reverse()) {
+    for (const s of this.legend ? [...this.series].reverse() : []) {
       ctx.fillStyle = "#374151";
       ctx.fillText(s.label, lx, 16);
       lx -= ctx.measureText(s.label).width + 6;

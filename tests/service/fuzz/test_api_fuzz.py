@@ -34,9 +34,11 @@ MAX_EXAMPLES = 40
 #: bytes, a spec, or instances that do not fit the stored model cannot be described by OpenAPI.
 CONTENT_CHECKED = {
     "POST /v1/jobs",
+    "POST /v1/sweeps",
     "POST /v1/datasets",
     "POST /v1/models/{name}/versions",
     "POST /v1/models/{name}:predict",
+    "POST /v1/models/{name}:explain",
     "POST /v2/models/{name}/infer",
     "POST /v2/models/{name}/versions/{version}/infer",
     "POST /v1/mnist/predict",

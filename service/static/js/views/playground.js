@@ -6,6 +6,7 @@
 // (same distribution and noise, not the exact training rows, which the API does not expose).
 
 import { ApiError, api, duration, errorBox, esc, fmt, followJob } from "../api.js";
+import { sweepForm, startSweep } from "./sweep_form.js";
 import { trainingCharts } from "../chart.js";
 
 const EXTENT = 6;
@@ -179,7 +180,7 @@ function specFrom(values) {
 export async function render(root) {
   root.innerHTML = `
     <div class="playground">
-      <div class="card"><h1>Playground</h1>${FORM}</div>
+      <div class="card"><h1>Playground</h1>${FORM}${sweepForm()}</div>
       <div>
         <div class="card">
           <div class="boundary-wrap">
@@ -342,6 +343,10 @@ export async function render(root) {
   }
 
   form.addEventListener("submit", train);
+  startSweep(root, () => {
+    const v = values();
+    return { values: v, spec: specFrom(v) };
+  });
   $("#pg-stop").addEventListener("click", async () => {
     if (!jobId) return;
     $("#pg-stop").disabled = true;
