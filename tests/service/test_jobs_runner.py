@@ -144,7 +144,9 @@ def _row_is_free(database: Database, job_id: str) -> bool:
 async def test_killed_training_process_resumes_from_its_checkpoint(
     database_url: str, tmp_path: Path
 ) -> None:
-    settings = job_settings(database_url, tmp_path / "data", checkpoint_every=3)
+    # The runner sees its child die at once; a long lease keeps a loaded machine's slow
+    # heartbeat from counting as a third attempt.
+    settings = job_settings(database_url, tmp_path / "data", checkpoint_every=3, lease_seconds=15)
     spec = slow_spec(epochs=24)
     async with running_app(settings) as (app, client):
         job_id, _ = await _signal_mid_job(app, client, spec, 7, signal.SIGKILL)
