@@ -8,6 +8,10 @@ the engines take turns, every measurement is repeated, medians are reported, and
 taken within this run, because the machine is shared and noisy.
 
     python benchmarks/engine.py [--repeats 3] [--sklearn-rows 10000]
+    python benchmarks/engine.py --diagnostics-overhead [--epochs 7]
+
+The second form prints what per-layer diagnostics (nn_core/diagnostics.py, one record per
+epoch on a 256-row sample) add to an epoch of this network (target: at most 5%).
 
 PyTorch: `pip install torch==2.13.0`; scikit-learn: `pip install -e '.[bench]'`. Both optional.
 """
@@ -28,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from nn_core.diagnostics import Diagnostics
 from nn_core.spec import build_model
 from nn_core.training import Trainer
 
@@ -265,12 +270,37 @@ def available(module: str) -> str | None:
         return None
 
 
+def diagnostics_overhead(epochs: int) -> None:
+    """Median wall time of whole epochs (fit calls, callbacks included) with and without the
+    Diagnostics callback, taking turns so the machine's drift hits both alike."""
+    x, y, source = load_data()
+    trainer = Trainer(build_model(spec("adam", 128)))
+    trainer.fit(x[:2048], y[:2048], epochs=1)  # warm up, fit preprocessing/labels
+    records: list[dict[str, Any]] = []
+    with_cb = [Diagnostics(lambda _trainer, record: records.append(record))]
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    for _ in range(epochs):
+        for name, callbacks in (("without", []), ("with", with_cb)):
+            start = time.perf_counter()
+            trainer.fit(x, y, epochs=1, callbacks=callbacks)
+            times[name].append(time.perf_counter() - start)
+    off, on = (statistics.median(times[k]) for k in ("without", "with"))
+    print(
+        f"diagnostics overhead ({source}, 784-256-128-10 relu, adam, batch 128, median of "
+        f"{epochs} epochs each): without {off:.3f} s/epoch, with {on:.3f} s/epoch, "
+        f"overhead {on / off - 1:+.1%} ({len(records)} records)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="subprocesses per measurement")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per subprocess (best)")
     parser.add_argument("--sklearn-rows", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--diagnostics-overhead", action="store_true", help="time diagnostics' cost per epoch"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--task", help=argparse.SUPPRESS)
@@ -279,6 +309,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.diagnostics_overhead:
+        diagnostics_overhead(max(args.epochs, 3))
         return
 
     _, _, source = load_data(rows=1)

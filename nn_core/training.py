@@ -79,6 +79,8 @@ class Trainer:
         self.stop_reason: str | None = None
         self.early = EarlyStopping(model) if model.training.early_stopping else None
         self._batch: tuple[np.ndarray, np.ndarray] | None = None
+        #: the encoded training split while `fit` runs (callbacks such as Diagnostics read it)
+        self.train_data: tuple[np.ndarray, np.ndarray] | None = None
 
     # ----------------------------------------------------------------- data
 
@@ -143,6 +145,7 @@ class Trainer:
         x_tr, t_tr, x_val, t_val = self.prepare(x, y, validation_data)
         self._check_monitors(x_val is not None)
         self.stop_reason = None
+        self.train_data = (x_tr, t_tr)
         for cb in callbacks:
             cb.on_train_begin(self)
         x_buf, t_buf = self._batch_buffers(x_tr, t_tr)
@@ -162,6 +165,7 @@ class Trainer:
             self.early.restore(model)
         for cb in callbacks:
             cb.on_train_end(self)
+        self.train_data = None
         return self.history
 
     def _batch_buffers(self, x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

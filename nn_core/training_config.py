@@ -37,6 +37,15 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
+class DiagnosticsConfig:
+    """Per-layer statistics every `every` epochs on a fixed sample of `sample` training rows
+    (nn_core/diagnostics.py); a fixed sample keeps epochs comparable and the cost small."""
+
+    every: int = 1
+    sample: int = 256
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = 10
     batch_size: int = 32
@@ -44,10 +53,12 @@ class TrainingConfig:
     shuffle: bool = True
     seed: int = 0
     early_stopping: EarlyStoppingConfig | None = None
+    diagnostics: DiagnosticsConfig | None = DiagnosticsConfig()
 
     def config(self) -> dict[str, Any]:
         out = asdict(self)
         out["early_stopping"] = None if self.early_stopping is None else asdict(self.early_stopping)
+        out["diagnostics"] = False if self.diagnostics is None else asdict(self.diagnostics)
         return out
 
 
@@ -75,6 +86,20 @@ def build_early_stopping(config: Any, field: str) -> EarlyStoppingConfig | None:
     )
 
 
+def build_diagnostics(config: Any, field: str) -> DiagnosticsConfig | None:
+    """`false` (or null) turns them off, `true` or absent means the defaults."""
+    if config is None or config is False:
+        return None
+    if config is True:
+        return DiagnosticsConfig()
+    check_object(config, field)
+    check_keys(config, field, DiagnosticsConfig.__dataclass_fields__)
+    return DiagnosticsConfig(
+        every=check_int(config.get("every", 1), f"{field}.every", low=1, high=1_000_000),
+        sample=check_int(config.get("sample", 256), f"{field}.sample", low=1, high=10_000),
+    )
+
+
 def build_training(config: Any, field: str = "training") -> TrainingConfig:
     if config is None:
         config = {}
@@ -98,4 +123,5 @@ def build_training(config: Any, field: str = "training") -> TrainingConfig:
         early_stopping=build_early_stopping(
             config.get("early_stopping"), f"{field}.early_stopping"
         ),
+        diagnostics=build_diagnostics(config.get("diagnostics", True), f"{field}.diagnostics"),
     )

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     # Limits on what clients may send or ask for.
     max_body_bytes: int = Field(default=4 * MiB, ge=0)
     max_upload_bytes: int = Field(default=128 * MiB, ge=0)
+    max_dataset_bytes: int = Field(
+        default=256 * MiB,
+        ge=1,
+        description="decoded size of one dataset upload (unpacked files, declared arrays, the "
+        "stored X and y); checked before decompressing or allocating where the size is known",
+    )
+    dataset_quota_bytes: int = Field(
+        default=1024 * MiB, ge=0, description="stored dataset bytes per owner; 0 = unlimited"
+    )
+    dataset_quota_count: int = Field(
+        default=100, ge=0, description="stored datasets per owner; 0 = unlimited"
+    )
     max_model_params: int = Field(default=5_000_000, ge=1)
     max_epochs: int = Field(default=1000, ge=1)
     predict_rate_limit: int = Field(

@@ -10,6 +10,7 @@ sizes are refused before NumPy allocates for them.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from nn_core.datasets.compression import unpack
+from nn_core.datasets.compression import DecodedTooLarge, unpack
+from nn_core.datasets.idx import TYPES as IDX_TYPES
 from nn_core.datasets.idx import read_idx
 from nn_core.datasets.loaders import load_npz, load_text_labels, read_csv
 from nn_core.errors import DataError
@@ -36,8 +38,9 @@ FORMATS = ("csv", "npz", "idx", "text")
 MAX_INT_CLASSES = 1000
 #: String labels with more distinct values than this are refused (not a usable class set).
 MAX_STRING_CLASSES = 10_000
-#: Cap on any one decoded array (gzip IDX, npz members, fixed-width text arrays).
-MAX_DECODED_BYTES = 1 << 30
+#: Default cap on what one upload decodes to (unpacked files, declared npz/IDX arrays,
+#: fixed-width text arrays, the stored X and y): settings.max_dataset_bytes in the service.
+MAX_DATASET_BYTES = 256 << 20
 #: Cap on a parsed dataset (X and y together): it is stored as one value, and SQLite's
 #: default limit for one string or blob is 10^9 bytes (Postgres bytea: 1 GiB).
 MAX_STORED_BYTES = 900_000_000
@@ -142,11 +145,14 @@ def parse_upload(
     labels: UploadPart | None = None,
     test_file: UploadPart | None = None,
     test_labels: UploadPart | None = None,
+    max_bytes: int = MAX_DATASET_BYTES,
 ) -> ParsedDataset:
     """Unpack (gzip/zip), parse and check one upload, with its own test file when given.
 
-    Raises BadRequest/Unprocessable/PayloadTooLarge naming the field (file, test_file,
-    labels, label_column, ...) and, for text formats, the line.
+    Nothing may decode to more than `max_bytes`: archives stop inflating there, npz and IDX
+    arrays are judged from their headers before allocation (413 naming the part and the
+    figures). Raises BadRequest/Unprocessable/PayloadTooLarge naming the field (file,
+    test_file, labels, label_column, ...) and, for text formats, the line.
     """
     parts = [p for p in (file, labels, test_file, test_labels) if p is not None]
     files = [part.describe() for part in parts]
@@ -156,7 +162,7 @@ def parse_upload(
             "must be 0 or absent with a test_file",
             summary="a test_file is used as the test split as is; drop test_fraction",
         )
-    unpacked = {part.field: _unpack(part) for part in parts}
+    unpacked = {part.field: _unpack(part, max_bytes) for part in parts}
     data, inner, compression = unpacked[file.field]
     fmt = options.format or infer_format(inner, labels is not None)
     if fmt is None:
@@ -172,8 +178,10 @@ def parse_upload(
             "only for format idx",
             summary="a separate labels file is only used by the idx format",
         )
-    parsed = _guarded(fmt, "file", lambda: _parse(fmt, data, options, _labels(unpacked, "labels")))
-    _check_sizes(parsed)  # first: the cheapest check, and a 413 says more than what follows
+    labels_data = _labels(unpacked, "labels")
+    parsed = _guarded(fmt, "file", lambda: _parse(fmt, data, options, labels_data, max_bytes))
+    # First: the cheapest check, and a 413 says more than what follows.
+    _check_sizes(parsed, max_bytes)
     if parsed.task == TASK_CLASSIFICATION or parsed.task == TASK_TEXT:
         _check_two_classes(parsed)
     if test_file is not None:
@@ -181,7 +189,9 @@ def parse_upload(
         test_data = unpacked[test_file.field][0]
         test_labels_data = _labels(unpacked, "test_labels")
         test = _guarded(
-            fmt, "test_file", lambda: _parse(fmt, test_data, test_options, test_labels_data)
+            fmt,
+            "test_file",
+            lambda: _parse(fmt, test_data, test_options, test_labels_data, max_bytes),
         )
         parsed = _with_test_rows(parsed, test)
     elif test_labels is not None:
@@ -197,15 +207,17 @@ def parse_upload(
         "files": files,
     }
     if test_file is not None:
-        _check_sizes(parsed)
+        _check_sizes(parsed, max_bytes)
     else:
         check_split(parsed.y, parsed.task, options.fraction(False))
     return parsed
 
 
-def _unpack(part: UploadPart) -> tuple[bytes, str | None, str | None]:
+def _unpack(part: UploadPart, max_bytes: int) -> tuple[bytes, str | None, str | None]:
     try:
-        return unpack(part.data, part.filename, field=part.field, max_bytes=MAX_DECODED_BYTES)
+        return unpack(part.data, part.filename, field=part.field, max_bytes=max_bytes)
+    except DecodedTooLarge as exc:
+        raise _too_large(part.field, exc) from None
     except DataError as exc:
         raise invalid(
             part.field, exc.message, summary=f"{part.field} cannot be read: {exc.message}"
@@ -220,6 +232,8 @@ def _guarded(fmt: str, part: str, parse: Callable[[], ParsedDataset]) -> ParsedD
     """Run a parser, turning its DataError into a 4xx under the form field `part`."""
     try:
         return parse()
+    except DecodedTooLarge as exc:
+        raise _too_large(_where(part, exc.field), exc) from None
     except DataError as exc:
         raise _data_error(fmt, part, exc) from None
     except MemoryError:
@@ -228,15 +242,25 @@ def _guarded(fmt: str, part: str, parse: Callable[[], ParsedDataset]) -> ParsedD
         ) from None
 
 
-def _parse(fmt: str, data: bytes, options: ReadOptions, labels: bytes | None) -> ParsedDataset:
+def _too_large(where: str, exc: DecodedTooLarge) -> PayloadTooLarge:
+    """413 naming the part: the nn_core message carries the figures (declared and limit)."""
+    reason = exc.message.removeprefix(f"{exc.field}: ")
+    return PayloadTooLarge.for_field(
+        where, reason, summary=f"{where} is too large: {reason} (NNS_MAX_DATASET_BYTES)"
+    )
+
+
+def _parse(
+    fmt: str, data: bytes, options: ReadOptions, labels: bytes | None, max_bytes: int
+) -> ParsedDataset:
     if fmt == "csv":
         return _parse_csv(data, options.label_column, options.header)
     if fmt == "npz":
-        return _parse_npz(data)
+        return _parse_npz(data, max_bytes)
     if fmt == "idx":
-        return _parse_idx(data, labels)
+        return _parse_idx(data, labels, max_bytes)
     if fmt == "text":
-        return _parse_text(data, options.header)
+        return _parse_text(data, options.header, max_bytes)
     raise invalid("format", f"one of {', '.join(FORMATS)}", summary=f"unknown format {fmt!r}")
 
 
@@ -298,14 +322,15 @@ def _check_two_classes(parsed: ParsedDataset) -> None:
         )
 
 
-def _check_sizes(parsed: ParsedDataset) -> None:
+def _check_sizes(parsed: ParsedDataset, max_bytes: int) -> None:
     stored = parsed.x.nbytes + parsed.y.nbytes
-    if stored > MAX_STORED_BYTES:
+    limit = min(max_bytes, MAX_STORED_BYTES)
+    if stored > limit:
         raise PayloadTooLarge.for_field(
             "file",
-            "decoded dataset too large",
-            summary=f"the dataset decodes to {stored:,} bytes; "
-            f"at most {MAX_STORED_BYTES:,} can be stored",
+            f"decodes to {stored:,} bytes, over the {limit:,}-byte limit",
+            summary=f"the dataset decodes to {stored:,} bytes; at most {limit:,} can be "
+            "stored (NNS_MAX_DATASET_BYTES)",
         )
     if parsed.n_rows - parsed.n_test_rows < 2:
         raise invalid(
@@ -316,14 +341,17 @@ def _check_sizes(parsed: ParsedDataset) -> None:
 
 
 def _data_error(fmt: str, part: str, exc: DataError) -> Unprocessable:
-    """Map an nn_core field to the request field: the form field, or <part>.<column/array>."""
-    if exc.field == "label_column":
-        where = "label_column"
-    elif exc.field in ("file", "labels"):
-        where = part if exc.field == "file" else part.replace("file", "labels")
-    else:
-        where = f"{part}.{exc.field}"
+    where = _where(part, exc.field)
     return invalid(where, exc.message, summary=f"the {fmt} {part} cannot be used: {exc.message}")
+
+
+def _where(part: str, field: str) -> str:
+    """Map an nn_core field to the request field: the form field, or <part>.<column/array>."""
+    if field == "label_column":
+        return "label_column"
+    if field in ("file", "labels"):
+        return part if field == "file" else part.replace("file", "labels")
+    return f"{part}.{field}"
 
 
 # ----------------------------------------------------------------------------- formats
@@ -342,23 +370,30 @@ def _parse_csv(data: bytes, label_column: str | None, header: bool | None) -> Pa
     return _finish(table.x, table.y, meta)
 
 
-def _parse_npz(data: bytes) -> ParsedDataset:
-    x, y = load_npz(data, max_array_bytes=MAX_DECODED_BYTES)
+def _parse_npz(data: bytes, max_bytes: int) -> ParsedDataset:
+    x, y = load_npz(data, max_array_bytes=max_bytes, max_total_bytes=max_bytes)
     meta: dict[str, Any] = {}
     if x.ndim > 2:
         meta["input_shape"] = [int(d) for d in x.shape[1:]]
     return _finish(x, y, meta, y_field="y")
 
 
-def _parse_idx(images: bytes, labels: bytes | None) -> ParsedDataset:
+def _parse_idx(images: bytes, labels: bytes | None, max_bytes: int) -> ParsedDataset:
     if labels is None:
         raise invalid(
             "labels",
             "required for IDX",
             summary="IDX uploads need two files: the images as 'file' and the labels as 'labels'",
         )
-    x = read_idx(images, field="file", max_bytes=MAX_DECODED_BYTES)
-    y = read_idx(labels, field="labels", max_bytes=MAX_DECODED_BYTES)
+    declared = _idx_bytes(images) + _idx_bytes(labels)
+    if declared > max_bytes:
+        raise DecodedTooLarge(
+            "file",
+            f"IDX headers declare {declared:,} bytes of images and labels, over the "
+            f"{max_bytes:,}-byte limit",
+        )
+    x = read_idx(images, field="file", max_bytes=max_bytes)
+    y = read_idx(labels, field="labels", max_bytes=max_bytes)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise DataError("labels", f"must be a 1-D integer IDX array, got {y.dtype}{list(y.shape)}")
     if len(y) != len(x):
@@ -369,23 +404,35 @@ def _parse_idx(images: bytes, labels: bytes | None) -> ParsedDataset:
     return _finish(x, y, meta, y_field="labels")
 
 
-def _parse_text(data: bytes, header: bool | None) -> ParsedDataset:
-    _check_text_size(data)
+def _idx_bytes(data: bytes) -> int:
+    """The payload size an IDX header declares (0 when the header is malformed: read_idx
+    then says what is wrong with it)."""
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in IDX_TYPES:
+        return 0
+    ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        return 0
+    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return int(np.prod(dims, dtype=object)) * IDX_TYPES[data[2]].itemsize
+
+
+def _parse_text(data: bytes, header: bool | None, max_bytes: int) -> ParsedDataset:
+    _check_text_size(data, max_bytes)
     texts, labels = load_text_labels(data, header=header)
     classes, balance = _class_stats(labels, "file")
     return ParsedDataset(texts, labels, TASK_TEXT, classes, balance, {})
 
 
-def _check_text_size(data: bytes) -> None:
+def _check_text_size(data: bytes, max_bytes: int) -> None:
     """NumPy stores texts fixed-width: rows x longest line x 4 bytes; refuse absurd shapes."""
     lines = data.split(b"\n")
     need = len(lines) * max(map(len, lines)) * 4
-    if need > MAX_DECODED_BYTES:
+    if need > max_bytes:
         raise PayloadTooLarge.for_field(
             "file",
             "text array too large",
             summary=f"{len(lines):,} lines whose longest has {max(map(len, lines)):,} bytes "
-            f"would need {need:,} bytes as a text array (limit {MAX_DECODED_BYTES:,}); "
+            f"would need {need:,} bytes as a text array (limit {max_bytes:,}); "
             "split the file or shorten the longest lines",
         )
 

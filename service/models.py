@@ -181,6 +181,8 @@ class TrainingJob(Base):
     total_epochs: Mapped[int] = mapped_column(Integer, default=0)
     metrics: Mapped[Any | None] = mapped_column(JSONValue)
     eta_seconds: Mapped[float | None] = mapped_column(Float)
+    # Plain-words training warnings (nn_core/training_warnings.py): code, message, epoch.
+    warnings: Mapped[Any | None] = mapped_column(JSONValue)
     failure_reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -205,6 +207,19 @@ class MetricPoint(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
     epoch: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[Any] = mapped_column(JSONValue)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobDiagnostics(Base):
+    """Per-layer statistics of one epoch (nn_core/diagnostics.py), one JSON row per epoch."""
+
+    __tablename__ = "job_diagnostics"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    record: Mapped[Any] = mapped_column(JSONValue)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -266,7 +281,8 @@ class ModelVersion(Base):
 
 
 class ModelAlias(Base):
-    """A movable name (e.g. "production") for one version of a model."""
+    """A movable name (e.g. "production") for one version of a model, or a weighted split
+    of traffic between versions with an optional shadow (service/registry/traffic.py)."""
 
     __tablename__ = "model_aliases"
     __table_args__ = (UniqueConstraint("model_id", "alias"),)
@@ -274,7 +290,11 @@ class ModelAlias(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     alias: Mapped[str] = mapped_column(String(64))
+    #: The version answering most traffic (all of it when `traffic` is NULL).
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    #: NULL for a plain alias (the hot path decodes nothing); else {"split": [[version_id,
+    #: weight], ...], "shadow": version_id | null} (service/registry/traffic.py).
+    traffic: Mapped[Any | None] = mapped_column(JSONValue)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     model: Mapped[Model] = relationship(back_populates="aliases")

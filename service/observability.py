@@ -1,8 +1,12 @@
-"""Prometheus metrics (HTTP traffic, jobs by state) and structured JSON logging.
+"""Prometheus metrics (HTTP traffic, jobs by state, predictions per model version, shadow
+comparisons) and structured JSON logging.
 
 Each app gets its own CollectorRegistry so several apps (tests, benchmarks) can live in one
 process. Job counts are read from the database at scrape time, so they are right whichever
-process (API, worker) changed them.
+process (API, worker) changed them. Per-model series are labelled by model and version: a
+request's route learns which version answered from `note_served` (serving.serve calls it),
+and past MAX_MODEL_SERIES distinct (model, version) pairs new ones share one label, so
+user-chosen names cannot blow up cardinality.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +33,20 @@ log = logging.getLogger(__name__)
 
 # Requests that matched no route share one label, so scanners cannot blow up cardinality.
 UNMATCHED_ROUTE = "<unmatched>"
+#: Distinct (model, version) label pairs per app; later ones are counted as OTHER.
+MAX_MODEL_SERIES = 500
+OTHER = "<other>"
+#: The versions served during the current request: a list the middleware creates and
+#: serving.serve appends to (a shared list, so it is seen across copied contexts).
+_served: ContextVar[list[tuple[str, str]] | None] = ContextVar("nns_served", default=None)
+
+
+def note_served(model: str, version: int | None) -> None:
+    """Record that the current request was answered by `version` of `model` (None: a job's
+    checkpoint), for the per-model metrics."""
+    seen = _served.get()
+    if seen is not None:
+        seen.append((model, "checkpoint" if version is None else str(version)))
 
 
 class JobsCollector(Collector):
@@ -74,7 +93,52 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.model_requests = Counter(
+            "nns_model_requests",
+            "Requests answered per model version and route template",
+            ["model", "version", "route"],
+            registry=self.registry,
+        )
+        self.model_latency = Histogram(
+            "nns_model_request_duration_seconds",
+            "Latency until the response is sent, per model version and route template",
+            ["model", "version", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        shadow = ["model", "version", "shadow_version"]
+        self.shadow_labels = Counter(
+            "nns_shadow_labels",
+            "Instances whose shadow label agrees or disagrees with the answered label",
+            [*shadow, "outcome"],
+            registry=self.registry,
+        )
+        self.shadow_difference = Histogram(
+            "nns_shadow_abs_difference",
+            "Per shadowed request: mean absolute difference of the outputs (probabilities or "
+            "values) of the shadow and the answering version",
+            shadow,
+            buckets=(0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+        self.shadow_errors = Counter(
+            "nns_shadow_errors",
+            "Shadow runs that failed or could not be compared (never seen by the client)",
+            shadow,
+            registry=self.registry,
+        )
+        self._model_series: set[tuple[str, str]] = set()
         self.registry.register(JobsCollector(database))
+
+    def model_labels(self, model: str, version: str) -> tuple[str, str]:
+        """(model, version) as labels, or OTHER twice once MAX_MODEL_SERIES pairs exist."""
+        pair = (model, version)
+        if pair in self._model_series:
+            return pair
+        if len(self._model_series) >= MAX_MODEL_SERIES:
+            return OTHER, OTHER
+        self._model_series.add(pair)
+        return pair
 
 
 class MetricsMiddleware:
@@ -90,20 +154,32 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        # Set when the last body chunk is sent: work after it (a shadow run) is not latency.
+        sent: float | None = None
+        served: list[tuple[str, str]] = []
+        token = _served.set(served)
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = int(message["status"])
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                sent = time.perf_counter()
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            _served.reset(token)
+            elapsed = (sent or time.perf_counter()) - started
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             method = str(scope.get("method", ""))
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            for model, version in dict.fromkeys(served):
+                labels = (*self.metrics.model_labels(model, version), route)
+                self.metrics.model_requests.labels(*labels).inc()
+                self.metrics.model_latency.labels(*labels).observe(elapsed)
 
 
 class JsonFormatter(logging.Formatter):

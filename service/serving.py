@@ -29,7 +29,8 @@ from service.db import Database
 from service.errors import Conflict, ServiceError
 from service.jobs.views import job_not_found
 from service.models import Checkpoint, Model, ModelAlias, ModelVersion, TrainingJob
-from service.registry import reads
+from service.observability import note_served
+from service.registry import reads, traffic
 from service.registry.cache import CacheKey, ModelCache, checkpoint_key, version_key
 from service.registry.names import LATEST, MAX_VERSION, queryable
 
@@ -48,6 +49,8 @@ class Served:
     threshold: float | None = None
     #: The epoch a checkpoint was taken after; None for a version.
     epoch: int | None = None
+    #: The id of the version to mirror this request to (an alias's shadow), if any.
+    shadow: int | None = None
 
     @property
     def number(self) -> int:
@@ -67,9 +70,10 @@ class _Found:
     version: int | None = None
     threshold: float | None = None
     epoch: int | None = None
+    shadow: int | None = None
 
     def served(self, model: NNModel) -> Served:
-        return Served(self.name, model, self.version, self.threshold, self.epoch)
+        return Served(self.name, model, self.version, self.threshold, self.epoch, self.shadow)
 
 
 @dataclass(frozen=True)
@@ -91,12 +95,31 @@ class VersionTarget:
                 return None
             query, params["number"] = _VERSION_NUMBER, int(ref)
         else:
-            query, params["alias"] = _VERSION_ALIAS, ref
+            return self._find_alias(reader, params, ref)
         row = reader.execute(query, params).first()
         if row is None:
             return None
         version_id, number, created_at, threshold = row
         return _Found(version_key(version_id, created_at), version_id, self.name, number, threshold)
+
+    def _find_alias(self, reader: Reader, params: dict[str, Any], alias: str) -> _Found | None:
+        """A plain alias is the one row; a split alias draws a version by weight (a second
+        narrow query when the draw is not its heaviest share) and carries its shadow."""
+        params["alias"] = alias
+        row = reader.execute(_VERSION_ALIAS, params).first()
+        if row is None:
+            return None
+        version_id, number, created_at, threshold, stored = row
+        shadow = None
+        if stored is not None:
+            chosen, shadow = traffic.pick(stored)
+            if chosen != version_id:
+                row = reader.execute(_VERSION_ID, {"id": chosen}).first()
+                if row is None:  # deleted meanwhile (refused while aliased, so a race)
+                    return None
+                version_id, number, created_at, threshold = row
+        key = version_key(version_id, created_at)
+        return _Found(key, version_id, self.name, number, threshold, shadow=shadow)
 
     def missing(self, session: Session, owner: str) -> ServiceError:
         """The 404 naming what is missing: the model, its versions, or the alias."""
@@ -156,8 +179,32 @@ async def serve(database: Database, cache: ModelCache, owner: str, target: Targe
     if found is not None:
         model = cache.get(found.key)
         if model is not None:
+            note_served(found.name, found.version)
             return found.served(model)
-    return await anyio.to_thread.run_sync(_serve_slowly, database, cache, owner, target)
+    served = await anyio.to_thread.run_sync(_serve_slowly, database, cache, owner, target)
+    note_served(served.name, served.version)
+    return served
+
+
+async def serve_shadow(database: Database, cache: ModelCache, name: str, version_id: int) -> Served:
+    """The shadow version (by id, as an alias stores it), loaded through the cache; a
+    ServiceError if it is gone (the caller swallows and counts it)."""
+    found = await database.read(
+        lambda reader: reader.execute(_VERSION_ID, {"id": version_id}).first()
+    )
+    if found is None:
+        raise reads.version_deleted()
+    version_id, number, created_at, threshold = found
+    key = version_key(version_id, created_at)
+    model = cache.get(key)
+    if model is None:
+
+        def load() -> NNModel:
+            with database.session() as session:
+                return cache.get_or_load(key, lambda: _load_version(session, version_id, number))
+
+        model = await anyio.to_thread.run_sync(load)
+    return Served(name, model, number, threshold)
 
 
 def _serve_slowly(database: Database, cache: ModelCache, owner: str, target: Target) -> Served:
@@ -196,9 +243,14 @@ _VERSION = (
 )
 _VERSION_LATEST = _VERSION.order_by(ModelVersion.version.desc()).limit(1)
 _VERSION_NUMBER = _VERSION.where(ModelVersion.version == bindparam("number"))
-_VERSION_ALIAS = _VERSION.join(ModelAlias, ModelAlias.version_id == ModelVersion.id).where(
-    ModelAlias.alias == bindparam("alias")
+_VERSION_ALIAS = (
+    _VERSION.add_columns(ModelAlias.traffic)
+    .join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
+    .where(ModelAlias.alias == bindparam("alias"))
 )
+_VERSION_ID = select(
+    ModelVersion.id, ModelVersion.version, ModelVersion.created_at, ModelVersion.threshold
+).where(ModelVersion.id == bindparam("id"))
 _CHECKPOINT = (
     select(Checkpoint.id, Checkpoint.epoch, TrainingJob.model_name)
     .join(TrainingJob, TrainingJob.id == Checkpoint.job_id)

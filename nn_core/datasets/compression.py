@@ -4,6 +4,8 @@ People download datasets as `mnist_train.csv.gz` or `spambase.zip`; asking them 
 first is a needless step. The container is recognised by its magic bytes, not its name, and
 decompression stops at `max_bytes`, so a small bomb cannot fill the memory. An .npz is a zip
 too: a zip whose members are all .npy arrays is left alone for the NPZ reader.
+Over the limit is a `DecodedTooLarge` (a DataError), so a caller can answer "too large"
+(413) rather than "malformed" (422).
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 _CHUNK = 1 << 20
+
+
+class DecodedTooLarge(DataError):
+    """The data would decode to more bytes than the caller allows: too large, not malformed.
+
+    Raised before the bytes are decoded or allocated whenever the size is known up front
+    (zip directory, .npy header), else as soon as a streamed decode passes the limit.
+    """
 
 
 def is_npz(data: bytes) -> bool:
@@ -84,8 +94,9 @@ def _unzip_one(data: bytes, field: str, max_bytes: int) -> tuple[bytes, str]:
                 )
             member = members[0]
             if member.file_size > max_bytes:
-                raise DataError(
-                    field, f"unpacks to {member.file_size:,} bytes, over the {max_bytes:,} limit"
+                raise DecodedTooLarge(
+                    field,
+                    f"unpacks to {member.file_size:,} bytes, over the {max_bytes:,}-byte limit",
                 )
             with archive.open(member) as fh:
                 content = fh.read(max_bytes + 1)
@@ -104,4 +115,6 @@ def _is_data_member(member: zipfile.ZipInfo) -> bool:
 
 def _check_size(content: bytes | bytearray, field: str, max_bytes: int) -> None:
     if len(content) > max_bytes:
-        raise DataError(field, f"unpacks to more than {max_bytes:,} bytes, over the limit")
+        raise DecodedTooLarge(
+            field, f"unpacks to more than {max_bytes:,} bytes, the limit for decoded data"
+        )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nn_core.datasets.compression import DecodedTooLarge
 from nn_core.errors import DataError
 
 Source = bytes | str | os.PathLike[str]
@@ -250,9 +251,14 @@ def _label_column(name: str, cells: tuple[str, ...], lines: list[int]) -> np.nda
 
 
 def load_npz(
-    source: Source, *, max_array_bytes: int = MAX_ARRAY_BYTES
+    source: Source, *, max_array_bytes: int = MAX_ARRAY_BYTES, max_total_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) from an .npz holding numeric X and numeric or string y of the same length."""
+    """(X, y) from an .npz holding numeric X and numeric or string y of the same length.
+
+    `max_total_bytes` caps X and y together, judged from the zip directory and the .npy
+    headers before anything is inflated or allocated (DecodedTooLarge, field "file"): a
+    small archive of deflated zeros may declare gigabytes.
+    """
     data = _read_bytes(source)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -262,11 +268,24 @@ def load_npz(
         ) from None
     with archive:
         names = {n.removesuffix(".npy"): n for n in archive.namelist() if n.endswith(".npy")}
+        sizes: dict[str, int] = {}
         for key in ("X", "y"):
             if key not in names:
                 found = ", ".join(sorted(names)) or "none"
                 raise DataError(key, f"array {key!r} missing from the .npz (found: {found})")
-            _check_member(archive, names[key], key, max_array_bytes)
+            sizes[key] = _check_member(archive, names[key], key)
+    declared = sum(sizes.values())
+    if max_total_bytes is not None and declared > max_total_bytes:
+        raise DecodedTooLarge(
+            "file",
+            f"arrays X and y would decode to {declared:,} bytes from a {len(data):,}-byte "
+            f"file, over the {max_total_bytes:,}-byte limit",
+        )
+    for key, size in sizes.items():
+        if size > max_array_bytes:
+            raise DecodedTooLarge(
+                key, f"needs {size:,} bytes, over the {max_array_bytes:,}-byte limit"
+            )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             x, y = npz["X"], npz["y"]
@@ -275,8 +294,10 @@ def load_npz(
     return _check_xy(x, y)
 
 
-def _check_member(archive: zipfile.ZipFile, member: str, key: str, max_bytes: int) -> None:
-    """Validate an .npy member from its header alone: no object dtype, bounded size."""
+def _check_member(archive: zipfile.ZipFile, member: str, key: str) -> int:
+    """Validate an .npy member from its header alone (no object dtype, bounded size, no more
+    data declared than the member holds); its array's size in bytes."""
+    held = archive.getinfo(member).file_size
     try:
         with archive.open(member) as fh:
             version = np.lib.format.read_magic(fh)
@@ -293,10 +314,11 @@ def _check_member(archive: zipfile.ZipFile, member: str, key: str, max_bytes: in
             "accepted because loading object arrays would need pickle",
         )
     size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if size > max_bytes:
+    if size > held:
         raise DataError(
-            key, f"shape {list(shape)} needs {size:,} bytes, over the {max_bytes:,}-byte limit"
+            key, f"shape {list(shape)} declares {size:,} bytes; the file holds {held:,}"
         )
+    return size
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

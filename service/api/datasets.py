@@ -17,10 +17,12 @@ from starlette.datastructures import FormData
 
 from nn_core.datasets.catalog import DatasetInfo
 from service import datasets_store as store
+from service import quotas
 from service.api.errors import ERROR_RESPONSES
 from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
 from service.api.headers import attachment
 from service.auth import PrincipalDep
+from service.config import Settings
 from service.dataset_files import ParsedDataset, ReadOptions, UploadPart, parse_upload
 from service.dataset_splits import split_csv
 from service.db import Database
@@ -156,7 +158,7 @@ async def upload_dataset(
     """
     async with uploaded_form(request, max_files=4, max_fields=10) as form:
         upload = await _read_dataset_form(form, settings.max_upload_bytes)
-    row = await run_in_threadpool(_parse_and_store, database, principal.owner, upload)
+    row = await run_in_threadpool(_parse_and_store, database, settings, principal.owner, upload)
     response.headers["Location"] = f"/v1/datasets/{row.id}"
     return _from_upload(row)
 
@@ -186,9 +188,17 @@ async def _read_dataset_form(form: FormData, limit: int) -> _Upload:
     return _Upload(name=name, fields=fields, parts=parts)
 
 
-def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset:
-    """CPU-bound parsing and the insert, off the event loop; nothing is written on error."""
+def _parse_and_store(
+    database: Database, settings: Settings, owner: str, upload: _Upload
+) -> Dataset:
+    """CPU-bound parsing and the insert, off the event loop; nothing is written on error.
+
+    The quota is checked before parsing (a full quota costs no parsing) and again, with the
+    stored size, in the transaction that inserts the row (the check that counts).
+    """
     fields, name, parts = upload.fields, upload.name, upload.parts
+    with database.session() as session:
+        quotas.check_dataset_quota(session, settings, owner, 0)
     options = ReadOptions(fields.format, fields.label_column, fields.header, fields.test_fraction)
     parsed = parse_upload(
         parts["file"],
@@ -196,6 +206,7 @@ def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset
         labels=parts.get("labels"),
         test_file=parts.get("test_file"),
         test_labels=parts.get("test_labels"),
+        max_bytes=settings.max_dataset_bytes,
     )
     fmt = str(parsed.meta["format"])
     meta = {
@@ -205,6 +216,7 @@ def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset
     }
     blob = store.encode_arrays(parsed.x, parsed.y, meta)
     with database.write_session() as session:
+        quotas.lock_owner(session, owner)
         if store.find_upload(session, owner, name) is not None:
             raise Conflict.for_field(
                 "body.name",
@@ -212,6 +224,7 @@ def _parse_and_store(database: Database, owner: str, upload: _Upload) -> Dataset
                 summary=f"you already have a dataset named {name!r}; "
                 "pick another name or delete it",
             )
+        quotas.check_dataset_quota(session, settings, owner, len(blob))
         fraction = options.fraction("test_file" in parts)
         row = _new_row(owner, name, fmt, fraction, parsed, blob)
         session.add(row)

@@ -17,9 +17,10 @@ from sqlalchemy import select
 from service.api.errors import ERROR_RESPONSES, error_responses, json_error_responses
 from service.auth import PrincipalDep
 from service.deps import DatabaseDep, SettingsDep
-from service.jobs import store, views
+from service.jobs import diagnostics, store, views
 from service.jobs.submit import create_job
 from service.models import TERMINAL_JOB_STATUSES, JobStatus, TrainingJob
+from service.schemas.diagnostics import DiagnosticsPage
 from service.schemas.jobs import JobList, JobResponse, JobSubmit, MetricsPage
 
 router = APIRouter(prefix=views.JOBS_PATH, tags=["jobs"])
@@ -107,6 +108,32 @@ def job_metrics(
     return MetricsPage(job_id=job_id, items=items, total=total, next_after_epoch=next_after)
 
 
+@router.get("/{job_id}/diagnostics", response_model=DiagnosticsPage, responses=ERROR_RESPONSES)
+def job_diagnostics(
+    job_id: str,
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    after_epoch: Annotated[
+        int,
+        Query(
+            ge=0, le=2**31 - 1, description="Only epochs after this one (the previous page's last)"
+        ),
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> DiagnosticsPage:
+    """Per-layer statistics per epoch, in epoch order, a page at a time: for each layer its
+    weights, gradients and activations (mean, std, L2 norm, a 20-bin histogram over the
+    tensor's own range), the update-to-weight ratio of the epoch's last step, and the share
+    of saturated sigmoid/tanh outputs and dead ReLU units, on a fixed sample of training
+    rows. Recorded every `training.diagnostics.every` epochs (default 1; `false` turns
+    them off)."""
+    items, total = diagnostics.diagnostics_page(
+        database, principal.owner, job_id, after_epoch, limit
+    )
+    next_after = items[-1].epoch if len(items) == limit else None
+    return DiagnosticsPage(job_id=job_id, items=items, total=total, next_after_epoch=next_after)
+
+
 @router.post("/{job_id}/cancel", response_model=JobResponse, responses=ERROR_RESPONSES)
 def cancel_job(
     job_id: str, request: Request, principal: PrincipalDep, database: DatabaseDep
@@ -145,12 +172,14 @@ def _parse_last_event_id(value: str | None) -> int | None:
         **json_error_responses(400, 401, 404, 409, 413, 422),
         200: {
             "description": "text/event-stream: a `snapshot` event (the job), a `progress` event "
-            "per epoch (SSE id = epoch), `status` on state changes and a final `end` event "
+            "per epoch (SSE id = epoch), a `diagnostics` event per epoch with per-layer "
+            "statistics (when recorded), `status` on state changes and a final `end` event "
             "(the job) after which the stream closes. Send Last-Event-ID to replay every "
             "epoch after that one. Each event's `data` is one JSON object: for `snapshot` "
             "and `end` a JobResponse (as GET /v1/jobs/{job_id}); for `progress` job_id, "
-            "status, epoch, total_epochs, percent, metrics and eta_seconds; for `status` "
-            "job_id and status."
+            "status, epoch, total_epochs, percent, metrics and eta_seconds; for `diagnostics` "
+            "job_id, epoch, sample_loss and layers (as an item of GET "
+            "/v1/jobs/{job_id}/diagnostics); for `status` job_id and status."
         },
     },
 )
@@ -170,6 +199,7 @@ async def job_events(
     if cursor is None:
         cursor = snapshot.progress.epoch
     status = snapshot.status
+    diagnostics_cursor = cursor
     while True:
         job, events = await asyncio.to_thread(
             views.progress_since, database, principal.owner, snapshot.id, cursor
@@ -177,6 +207,13 @@ async def job_events(
         for event in events:
             yield ServerSentEvent(event="progress", id=str(event.epoch), data=event)
             cursor = event.epoch
+        # Read after the job: once it is terminal, every diagnostics row is committed.
+        records = await asyncio.to_thread(
+            diagnostics.diagnostics_since, database, snapshot.id, diagnostics_cursor
+        )
+        for record in records:
+            yield ServerSentEvent(event="diagnostics", data=record)
+            diagnostics_cursor = record.epoch
         if job.status != status:
             status = job.status
             yield ServerSentEvent(event="status", data={"job_id": job.id, "status": status})

@@ -23,17 +23,19 @@ from service.auth import PrincipalDep
 from service.config import Settings
 from service.db import Database
 from service.deps import DatabaseDep, ModelCacheDep, SessionDep, SettingsDep
-from service.models import Model, ModelVersion
+from service.models import Model, ModelAlias, ModelVersion
 from service.onnx_export import export_onnx
-from service.registry import reads, writes
+from service.registry import reads, traffic, writes
 from service.registry.files import validate_model_file
 from service.registry.names import ALIAS_RE, MAX_VERSION, check_model_name
 from service.schemas.models import (
     AliasOut,
     AliasRequest,
+    AliasTraffic,
     ModelDetail,
     ModelList,
     ModelSummary,
+    TrafficShare,
     VersionDetail,
     VersionOut,
     VersionPatch,
@@ -71,6 +73,7 @@ def list_models(principal: PrincipalDep, session: SessionDep) -> ModelList:
                 n_versions=len(versions),
                 latest_version=versions[-1] if versions else None,
                 aliases=reads.aliases_of(session, model),
+                traffic=_traffic(session, model),
             )
         )
     return ModelList(models=summaries)
@@ -84,6 +87,7 @@ def get_model(name: str, principal: PrincipalDep, session: SessionDep) -> ModelD
         name=model.name,
         created_at=model.created_at,
         aliases=reads.aliases_of(session, model),
+        traffic=_traffic(session, model),
         versions=_versions(session, model),
     )
 
@@ -165,13 +169,46 @@ def put_alias(
     principal: PrincipalDep,
     database: DatabaseDep,
 ) -> AliasOut:
-    """Create or move an alias (e.g. promote version 3 to production)."""
+    """Create or move an alias (e.g. promote version 3 to production), or split its traffic
+    by weight (`traffic`: a 90/10 canary) and mirror requests to a `shadow` version. Takes
+    effect on the next request in every API process."""
     with database.write_session() as session:
         model = reads.get_model(session, principal.owner, name)
-        record = writes.set_alias(session, model, alias, body.version)
-        return AliasOut(
-            model=model.name, alias=alias, version=body.version, updated_at=record.updated_at
+        split = None if body.traffic is None else [(s.version, s.weight) for s in body.traffic]
+        shadow = None if body.shadow is None else body.shadow.version
+        record = writes.set_alias(session, model, alias, body.version, split=split, shadow=shadow)
+        return _alias_out(session, model, record)
+
+
+@router.get("/{name}/aliases/{alias}", response_model=AliasOut, responses=ERROR_RESPONSES)
+def get_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDep) -> AliasOut:
+    """An alias: its version, or its split of traffic by weight, and its shadow."""
+    model = reads.get_model(session, principal.owner, name)
+    return _alias_out(session, model, traffic.get_alias(session, model, alias))
+
+
+def _alias_out(session: Session, model: Model, record: ModelAlias) -> AliasOut:
+    routing = traffic.routing(session, record)
+    shares = [TrafficShare(version=s.version, weight=s.weight) for s in routing.split]
+    return AliasOut(
+        model=model.name,
+        alias=record.alias,
+        version=max(shares, key=lambda s: s.weight).version,
+        traffic=shares,
+        shadow=routing.shadow,
+        updated_at=record.updated_at,
+    )
+
+
+def _traffic(session: Session, model: Model) -> dict[str, AliasTraffic]:
+    """alias -> split and shadow, for the aliases that do more than name one version."""
+    return {
+        alias: AliasTraffic(
+            traffic=[TrafficShare(version=s.version, weight=s.weight) for s in r.split],
+            shadow=r.shadow,
         )
+        for alias, r in traffic.routings(session, model).items()
+    }
 
 
 @router.delete(

@@ -8,10 +8,10 @@ never stalls the loop (see service/serving.py and predictor.compute).
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks, Request
 
 from nn_core.heads import Decoded
-from service import predictor
+from service import predictor, shadow
 from service.api.errors import ERROR_RESPONSES, error_responses
 from service.deps import DatabaseDep, ModelCacheDep
 from service.rate_limit import PredictPrincipalDep
@@ -33,6 +33,8 @@ PREDICT_RESPONSES = {**ERROR_RESPONSES, **error_responses(429, 503)}
 async def predict(
     name: str,
     body: PredictRequest,
+    request: Request,
+    background: BackgroundTasks,
     principal: PredictPrincipalDep,
     database: DatabaseDep,
     cache: ModelCacheDep,
@@ -42,7 +44,9 @@ async def predict(
     Classifiers answer a label and per-class probabilities for each instance; regression
     models answer values. Text models take strings. A binary classifier's label follows
     `threshold`, else the version's own threshold, else 0.5. NaN, Infinity, wrong widths
-    and wrong types answer 422 naming the instance.
+    and wrong types answer 422 naming the instance. Through an alias that splits traffic,
+    `version` names the version drawn to answer; an alias's shadow version sees the request
+    after the answer is sent and is never returned.
     """
     target = VersionTarget(name, version_ref(body.version, body.alias))
     served = await serve(database, cache, principal.owner, target)
@@ -52,6 +56,17 @@ async def predict(
     def work() -> PredictResponse:
         x = predictor.model_input(model, body.instances, "instances")
         decoded = predictor.run(model, x, "instances", threshold)
+        if served.shadow is not None:
+            background.add_task(
+                shadow.mirror,
+                database,
+                cache,
+                request.app.state.metrics,
+                served,
+                x,
+                decoded,
+                body.threshold,
+            )
         return PredictResponse(
             predictions=to_predictions(decoded),
             model=served.name,

@@ -23,9 +23,10 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from nn_core.heads import Decoded
-from service import predictor
+from service import predictor, shadow
 from service.api import v2_binary
 from service.api.errors import error_responses
 from service.api.health import check_ready
@@ -33,6 +34,7 @@ from service.auth import PrincipalDep
 from service.db import Database
 from service.deps import DatabaseDep, ModelCacheDep, SettingsDep
 from service.errors import invalid
+from service.observability import Metrics
 from service.rate_limit import PredictPrincipalDep
 from service.registry import reads
 from service.registry.cache import ModelCache
@@ -246,7 +248,8 @@ async def infer(
 ) -> Response:
     """Inference with the latest version (see the module docs for tensors and datatypes)."""
     body, binary = await _read(request, settings.max_body_bytes)
-    return await _infer(database, cache, principal.owner, name, None, body, binary)
+    metrics = request.app.state.metrics
+    return await _infer(database, cache, metrics, principal.owner, name, None, body, binary)
 
 
 @router.post(
@@ -265,7 +268,8 @@ async def infer_version(
     settings: SettingsDep,
 ) -> Response:
     body, binary = await _read(request, settings.max_body_bytes)
-    return await _infer(database, cache, principal.owner, name, version, body, binary)
+    metrics = request.app.state.metrics
+    return await _infer(database, cache, metrics, principal.owner, name, version, body, binary)
 
 
 async def _read(request: Request, limit: int) -> tuple[InferRequest, list[bytes | None]]:
@@ -297,6 +301,7 @@ async def _read(request: Request, limit: int) -> tuple[InferRequest, list[bytes 
 async def _infer(
     database: Database,
     cache: ModelCache,
+    metrics: Metrics,
     owner: str,
     name: str,
     ref: str | None,
@@ -306,12 +311,23 @@ async def _infer(
     served = await serve(database, cache, owner, VersionTarget(name, ref))
     shape = body.inputs[0].shape if body.inputs else []
     rows = shape[0] if shape else 1
-    return await predictor.compute(
-        served.model, rows, lambda: _infer_served(served, body, binary[0])
+    seen: list[tuple[Any, Decoded]] = []
+    response = await predictor.compute(
+        served.model, rows, lambda: _infer_served(served, body, binary[0], seen)
     )
+    if served.shadow is not None and seen:  # after the answer is sent; never in it
+        x, decoded = seen[0]
+        threshold = _requested_threshold(body)
+        response.background = BackgroundTask(
+            shadow.mirror, database, cache, metrics, served, x, decoded, threshold
+        )
+    return response
 
 
-def _infer_served(served: Served, body: InferRequest, binary: bytes | None) -> Response:
+def _infer_served(
+    served: Served, body: InferRequest, binary: bytes | None, seen: list[tuple[Any, Decoded]]
+) -> Response:
+    """The answer; (input, decoded output) go to `seen` for an alias's shadow run."""
     wanted = _requested_outputs(served, body)
     if len(body.inputs) != 1:
         raise invalid("inputs", f"this model takes exactly one input named {INPUT_NAME!r}")
@@ -324,6 +340,7 @@ def _infer_served(served: Served, body: InferRequest, binary: bytes | None) -> R
     )
     x = _decode_input(served, tensor, binary)
     decoded = predictor.run(served.model, x, "inputs[0].data", threshold)
+    seen.append((x, decoded))
     encoded = [o for o in _encode_outputs(decoded) if wanted is None or o.name in wanted]
     shown = predictor.shown_threshold(served.model, threshold)
     response = InferResponse(

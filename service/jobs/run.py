@@ -25,10 +25,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from nn_core.callbacks import Cancel, Checkpoint, Progress
+from nn_core.diagnostics import Diagnostics
 from nn_core.errors import DataError, NNCoreError, SpecError
 from nn_core.serialize import load_state, save_model, save_state
 from nn_core.spec import build_model
 from nn_core.training import CANCELLED, NON_FINITE_LOSS, NON_FINITE_WEIGHTS, Trainer
+from nn_core.training_warnings import find_warnings, merge_warnings
 from service.config import Settings
 from service.datasets_store import DatasetUnavailableError
 from service.db import Database
@@ -41,7 +43,7 @@ from service.jobs.outcome import JobOutcome
 from service.jobs.registry import LostOwnership, register_version
 from service.jobs.retry import is_transient, retry_db
 from service.models import Checkpoint as CheckpointRow
-from service.models import JobStatus, MetricPoint, TrainingJob, utcnow
+from service.models import JobDiagnostics, JobStatus, MetricPoint, TrainingJob, utcnow
 
 if TYPE_CHECKING:
     from service.sweeps.trials import TrialHook
@@ -82,9 +84,15 @@ class _EpochWriter:
         self.started = time.monotonic()
         self.first_epoch: int | None = None
         self.pruned_at: int | None = None  # the epoch after which a sweep's pruner stopped it
+        self.pending_diagnostics: dict[str, Any] | None = None
+        self.warnings: list[dict[str, Any]] = []  # as stored on the job (epoch first seen)
 
     def stash_checkpoint(self, trainer: Trainer) -> None:
         self.pending_state = save_state(trainer)
+
+    def stash_diagnostics(self, trainer: Trainer, record: dict[str, Any]) -> None:
+        """This epoch's per-layer statistics, written with its metric point."""
+        self.pending_diagnostics = json_safe(record)
 
     def _eta(self, epoch: int, total: int) -> float | None:
         if self.first_epoch is None:
@@ -99,9 +107,11 @@ class _EpochWriter:
         epoch = int(logs["epoch"])
         metrics = json_safe(dict(logs))
         state, self.pending_state = self.pending_state, None
+        record, self.pending_diagnostics = self.pending_diagnostics, None
+        self.warnings = merge_warnings(self.warnings, find_warnings(record, trainer.history))
         eta = self._eta(epoch, self.run.total_epochs)
         cancel = retry_db(
-            lambda: self._commit(epoch, metrics, eta, state),
+            lambda: self._commit(epoch, metrics, eta, state, record),
             f"job {self.run.job_id}: epoch {epoch}",
         )
         if cancel:
@@ -116,19 +126,33 @@ class _EpochWriter:
         return retry_db(trial.should_prune, f"job {self.run.job_id}: ask the sweep's pruner")
 
     def _commit(
-        self, epoch: int, metrics: dict[str, Any], eta: float | None, state: bytes | None
+        self,
+        epoch: int,
+        metrics: dict[str, Any],
+        eta: float | None,
+        state: bytes | None,
+        record: dict[str, Any] | None,
     ) -> bool:
-        """One epoch's progress, metric point and checkpoint; returns the cancel flag."""
+        """One epoch's progress, metric point, diagnostics, warnings and checkpoint; returns
+        the cancel flag."""
         job_id = self.run.job_id
         with self.run.database.write_session() as session:
             result = session.execute(
                 update(TrainingJob)
                 .where(store.fenced(job_id, self.worker_id))
-                .values(epoch=epoch, metrics=metrics, eta_seconds=eta, heartbeat_at=utcnow())
+                .values(
+                    epoch=epoch,
+                    metrics=metrics,
+                    eta_seconds=eta,
+                    heartbeat_at=utcnow(),
+                    warnings=self.warnings or None,
+                )
             )
             if not getattr(result, "rowcount", 0):
                 raise LostOwnership(job_id)
             session.add(MetricPoint(job_id=job_id, epoch=epoch, metrics=metrics))
+            if record is not None:
+                session.add(JobDiagnostics(job_id=job_id, epoch=epoch, record=record))
             if state is not None:
                 session.execute(delete(CheckpointRow).where(CheckpointRow.job_id == job_id))
                 session.add(CheckpointRow(job_id=job_id, epoch=epoch, state=state))
@@ -208,6 +232,13 @@ class _TrainingRun:
                     MetricPoint.job_id == job.id, MetricPoint.epoch > resume_epoch
                 )
             )
+            session.execute(
+                delete(JobDiagnostics).where(
+                    JobDiagnostics.job_id == job.id, JobDiagnostics.epoch > resume_epoch
+                )
+            )
+            kept = [w for w in job.warnings or [] if w.get("epoch", 0) <= resume_epoch]
+            job.warnings = kept or None
             job.epoch = resume_epoch
             job.metrics = session.scalar(
                 select(MetricPoint.metrics).where(
@@ -250,11 +281,13 @@ class _TrainingRun:
         trainer = self._trainer(start)
         self.trial = self._trial_hook(job)
         writer = _EpochWriter(self, worker_id, heartbeat)
+        writer.warnings = list(job.warnings or [])
         trainer.fit(
             data.X_train,
             data.y_train,
             callbacks=[
                 Checkpoint(writer.stash_checkpoint, every=self.settings.checkpoint_every),
+                Diagnostics(writer.stash_diagnostics),
                 Progress(writer.write),
                 Cancel(heartbeat.should_stop, interval=0.0),
             ],

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from service.db import Database
 from service.errors import NotFound
 from service.models import JobStatus, MetricPoint, Model, ModelVersion, SweepTrial, TrainingJob
+from service.schemas.diagnostics import TrainingWarning
 from service.schemas.jobs import (
     EpochMetrics,
     JobLinks,
@@ -101,6 +102,7 @@ def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
         metrics=job.metrics,
         eta_seconds=job.eta_seconds,
         failure_reason=job.failure_reason,
+        warnings=warnings_of(job.warnings),
         cancel_requested=job.cancel_requested,
         attempts=job.attempts,
         model_version=registered.version if registered else None,
@@ -110,9 +112,20 @@ def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
         finished_at=job.finished_at,
         heartbeat_at=job.heartbeat_at,
         links=JobLinks(
-            self=base, metrics=f"{base}/metrics", events=f"{base}/events", cancel=f"{base}/cancel"
+            self=base,
+            metrics=f"{base}/metrics",
+            events=f"{base}/events",
+            cancel=f"{base}/cancel",
+            diagnostics=f"{base}/diagnostics",
         ),
     )
+
+
+def warnings_of(stored: Any) -> list[TrainingWarning]:
+    """The job row's warnings column as the response lists them (oldest first)."""
+    if not isinstance(stored, list):
+        return []
+    return [TrainingWarning.model_validate(w) for w in stored if isinstance(w, dict)]
 
 
 def responses(session: Session, jobs: Sequence[TrainingJob]) -> list[JobResponse]:

@@ -8,6 +8,7 @@ IMMEDIATE already serializes writers) before reading the highest version, and th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from nn_core.heads import Head
 from service.errors import Conflict, Unprocessable
 from service.models import Model, ModelAlias, ModelVersion, utcnow
+from service.registry import traffic
 from service.registry.names import check_alias, queryable, shown
 from service.registry.reads import alias_not_found, resolve_version
 from service.schemas.errors import ErrorDetail
@@ -66,28 +68,51 @@ def add_version(
     return version
 
 
-def set_alias(session: Session, model: Model, alias: str, number: int) -> ModelAlias:
-    """Point `alias` at version `number` (created or moved)."""
+def set_alias(
+    session: Session,
+    model: Model,
+    alias: str,
+    number: int | None = None,
+    *,
+    split: Sequence[tuple[int, int]] | None = None,
+    shadow: int | None = None,
+) -> ModelAlias:
+    """Point `alias` at version `number`, or split it by (version, weight) (created or
+    moved), optionally mirroring every request to the `shadow` version."""
     check_alias(alias)
-    version = session.scalar(
-        select(ModelVersion).where(
-            ModelVersion.model_id == model.id, ModelVersion.version == number
-        )
-    )
-    if version is None:
+    if (number is None) == (split is None):
         raise Unprocessable.for_field(
-            "body.version",
-            "no such version",
-            summary=f"model {shown(model.name)!r} has no version {number}",
+            "body.version" if number is None else "body.traffic",
+            "give either version or traffic",
+            summary="give either version (all traffic to it) or traffic (a split), not both",
         )
+    if split is None:
+        assert number is not None
+        version = session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.model_id == model.id, ModelVersion.version == number
+            )
+        )
+        if version is None:
+            raise Unprocessable.for_field(
+                "body.version",
+                "no such version",
+                summary=f"model {shown(model.name)!r} has no version {number}",
+            )
+        version_id, stored = version.id, None
+        if shadow is not None:
+            version_id, stored = traffic.build(session, model, [(number, 100)], shadow)
+    else:
+        version_id, stored = traffic.build(session, model, split, shadow)
     record = session.scalar(
         select(ModelAlias).where(ModelAlias.model_id == model.id, ModelAlias.alias == alias)
     )
     if record is None:
-        record = ModelAlias(model_id=model.id, alias=alias, version_id=version.id)
+        record = ModelAlias(model_id=model.id, alias=alias, version_id=version_id, traffic=stored)
         session.add(record)
     else:
-        record.version_id = version.id
+        record.version_id = version_id
+        record.traffic = stored
         record.updated_at = utcnow()
     session.flush()
     return record
@@ -117,7 +142,8 @@ def delete_version(session: Session, model: Model, number: int) -> int:
     """Delete one version; refused (409) while an alias points at it. Returns its id."""
     version = resolve_version(session, model, number)
     pointing = sorted(
-        session.scalars(select(ModelAlias.alias).where(ModelAlias.version_id == version.id))
+        set(session.scalars(select(ModelAlias.alias).where(ModelAlias.version_id == version.id)))
+        | set(traffic.aliases_using(session, model, version.id))
     )
     if pointing:
         raise Conflict(

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from service.schemas.diagnostics import TrainingWarning
 from service.schemas.types import WHOLE
 
 #: Model names appear in URLs (/v1/models/{name}:predict), so they are kept URL-safe.
@@ -155,6 +156,7 @@ class JobLinks(BaseModel):
     metrics: str
     events: str
     cancel: str
+    diagnostics: str = Field(description="Per-layer training statistics, per epoch")
 
 
 class JobResponse(BaseModel):
@@ -191,6 +193,12 @@ class JobResponse(BaseModel):
     )
     eta_seconds: float | None = Field(description="Estimated seconds until the last epoch")
     failure_reason: str | None
+    warnings: list[TrainingWarning] = Field(
+        default_factory=list,
+        description="What looks wrong with how it trains (vanishing or exploding gradients, "
+        "dead ReLUs, saturated units, rising loss, overfitting), each with its likely fix "
+        "and the epoch it was first seen; from the per-layer diagnostics and the metrics",
+    )
     cancel_requested: bool
     attempts: int = Field(description="Times a worker has started this job")
     model_version: ModelVersionRef | None = Field(

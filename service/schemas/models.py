@@ -7,7 +7,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.registry.traffic import MAX_SPLIT, MAX_WEIGHT
 from service.schemas.types import VersionNumber
+
+
+class TrafficShare(BaseModel):
+    """One version's share of an alias's traffic: weight / the sum of the weights."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: VersionNumber = Field(examples=[1])
+    weight: int = Field(strict=True, ge=1, le=MAX_WEIGHT, examples=[90])
+
+
+class AliasTraffic(BaseModel):
+    """How an alias splits traffic (and its shadow), for aliases that do more than name one
+    version."""
+
+    traffic: list[TrafficShare]
+    shadow: int | None = Field(default=None, description="The shadow version, if any")
 
 
 class VersionOut(BaseModel):
@@ -69,6 +87,11 @@ class ModelSummary(BaseModel):
     aliases: dict[str, int] = Field(
         default_factory=dict, description="alias -> version", examples=[{"production": 2}]
     )
+    traffic: dict[str, AliasTraffic] = Field(
+        default_factory=dict,
+        description="alias -> its split and shadow, for aliases that split traffic or have a "
+        "shadow (aliases gives their largest share)",
+    )
 
 
 class ModelList(BaseModel):
@@ -79,15 +102,55 @@ class ModelDetail(BaseModel):
     name: str
     created_at: datetime
     aliases: dict[str, int] = Field(default_factory=dict, description="alias -> version")
+    traffic: dict[str, AliasTraffic] = Field(
+        default_factory=dict,
+        description="alias -> its split and shadow, for aliases that split traffic or have a "
+        "shadow (aliases gives their largest share)",
+    )
     versions: list[VersionOut]
 
 
-class AliasRequest(BaseModel):
-    """Point an alias at a version (creating the alias or moving it)."""
+class ShadowVersion(BaseModel):
+    """A version every request through the alias is mirrored to after the answer: its
+    outputs are compared with the answer's (Prometheus nns_shadow_*), never returned."""
 
     model_config = ConfigDict(extra="forbid")
 
-    version: VersionNumber = Field(examples=[2])
+    version: VersionNumber = Field(examples=[3])
+
+
+class AliasRequest(BaseModel):
+    """Point an alias at a version, or split its traffic between versions by weight
+    (creating the alias or moving it); either may mirror requests to a shadow version."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # Exactly one of them (checked in registry/writes.py, 422 naming the field).
+            "oneOf": [{"required": ["version"]}, {"required": ["traffic"]}],
+            "examples": [
+                {"version": 2},
+                {
+                    "traffic": [{"version": 1, "weight": 90}, {"version": 2, "weight": 10}],
+                    "shadow": {"version": 3},
+                },
+            ],
+        },
+    )
+
+    version: VersionNumber | None = Field(
+        default=None, description="All traffic to this version (give this or traffic)"
+    )
+    traffic: list[TrafficShare] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_SPLIT,
+        description=f"Up to {MAX_SPLIT} distinct versions with positive integer weights; each "
+        "request is answered by one of them, drawn by weight, and names it",
+    )
+    shadow: ShadowVersion | None = Field(
+        default=None, description="A version to mirror every request to (never returned)"
+    )
 
 
 class VersionPatch(BaseModel):
@@ -109,5 +172,10 @@ class VersionPatch(BaseModel):
 class AliasOut(BaseModel):
     model: str
     alias: str
-    version: int
+    version: int = Field(description="The version with the largest share (all of it if alone)")
+    traffic: list[TrafficShare] = Field(
+        description="Each version's weight (a plain alias: its version, weight 100)",
+        examples=[[{"version": 1, "weight": 90}, {"version": 2, "weight": 10}]],
+    )
+    shadow: int | None = Field(default=None, description="The shadow version, if any")
     updated_at: datetime

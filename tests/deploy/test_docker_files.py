@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import re
 import shlex
 import socket
 import sqlite3
@@ -76,7 +77,15 @@ def test_multi_stage_build_from_slim_python() -> None:
     assert len(stages) >= 2, "builder and runtime stages"
     images = [shlex.split(_args(stage, "FROM")[0]) for stage in stages]
     for image in images:
-        assert image[0] == "python:3.11-slim"
+        tag, _, digest = image[0].partition("@")
+        assert tag == "python:3.11-slim"
+        # Pinned by digest, the tag beside it for people (reproducible builds).
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{image[0]}: pin the base by digest"
+    assert len({image[0] for image in images}) == 1, "both stages from the same base image"
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^#.*python:3\.11-slim as published on \d{4}-\d{2}-\d{2}", text, re.M), (
+        "say in a comment which tag the digest is, and as of when"
+    )
     assert [part.lower() for part in images[0][1:]] == ["as", "builder"]
     # The runtime stage starts from the slim base, not from the builder.
     assert "builder" not in [part.lower() for part in images[-1]]

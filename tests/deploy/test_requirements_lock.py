@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -71,3 +72,39 @@ def test_every_pin_has_a_hash_and_the_command_locks_the_image_extras() -> None:
     assert "--generate-hashes" in relock and "pyproject.toml" in relock
     for extra in IMAGE_EXTRAS:
         assert f"--extra {extra}" in relock
+
+
+def _direct_pins() -> set[str]:
+    """Pins the lock says come from pyproject.toml itself (its `# via` annotations)."""
+    blocks = re.split(r"^(?=[A-Za-z0-9])", LOCK.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {
+        canonicalize_name(match.group(1))
+        for block in blocks
+        if (match := PIN.match(block)) and "nn-service (pyproject.toml)" in block
+    }
+
+
+def test_lock_has_no_direct_pin_that_pyproject_dropped() -> None:
+    """A dependency removed from pyproject.toml (or moved to an extra the image does not
+    install) leaves the lock out of step: the image would still install it."""
+    wanted = {canonicalize_name(r.name) for r in _image_requirements()}
+    stale = sorted(_direct_pins() - wanted)
+    assert not stale, (
+        f"{LOCK.name} pins {stale} for pyproject.toml, which no longer asks for them; "
+        f"re-lock: {_relock_command()}"
+    )
+    assert wanted <= _direct_pins(), sorted(wanted - _direct_pins())
+
+
+def test_lock_python_is_the_image_python_and_allowed_by_pyproject() -> None:
+    """The lock is compiled for one Python version: the base image's, and one pyproject.toml
+    admits (wheels for another Python would not install, or would differ)."""
+    relock = _relock_command()
+    found = re.search(r"--python-version\s+(\S+)", relock)
+    assert found, f"the re-lock command should name --python-version: {relock}"
+    python = Version(found.group(1))
+    requires = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["requires-python"]
+    assert SpecifierSet(requires).contains(python), f"{python} is outside {requires}"
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    bases = set(re.findall(r"^FROM\s+python:(\d+\.\d+)", dockerfile, flags=re.MULTILINE))
+    assert bases == {str(python)}, f"the image's Python {bases} is not the lock's {python}"

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from nn_core.datasets.compression import unpack
+from nn_core.datasets.compression import DecodedTooLarge, unpack
 from nn_core.errors import DataError
 
 CSV = b"a,b,label\n1,2,0\n3,4,1\n"
@@ -59,4 +59,13 @@ def test_broken_archives_are_named() -> None:
     _fails(_zip(**{"a.csv": CSV, "b.csv": CSV}), "2 data files .*'a.csv', 'b.csv'")
     whole = _zip(**{"a.csv": CSV * 50})
     _fails(whole[: len(whole) // 2], "corrupt or truncated zip")
-    _fails(_zip(**{"a.csv": CSV * 50}), "over the 100 limit", max_bytes=100)
+    _fails(_zip(**{"a.csv": CSV * 50}), "over the 100-byte limit", max_bytes=100)
+
+
+@pytest.mark.parametrize("container", ["gzip", "zip"])
+def test_over_the_limit_is_its_own_error(container: str) -> None:
+    """Too large is not malformed: the service answers 413 for it, 422 for a broken file."""
+    data = gzip.compress(bytes(10_000)) if container == "gzip" else _zip(z=bytes(10_000))
+    with pytest.raises(DecodedTooLarge, match=r"10,000|1,000") as info:
+        unpack(data, "upload", field="test_file", max_bytes=1000)
+    assert info.value.field == "test_file"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from shared_data import SMS_SPAM, SMS_SPAM_MISSING
 
+from nn_core.datasets.compression import DecodedTooLarge
 from nn_core.datasets.loaders import (
     load_csv,
     load_npz,
@@ -218,3 +220,31 @@ def test_reads_the_sms_spam_collection() -> None:
     assert len(texts) == 5574
     assert (labels == "ham").sum() == 4827
     assert (labels == "spam").sum() == 747
+
+
+def test_npz_total_size_is_capped_before_inflating() -> None:
+    """Deflated zeros are tiny on the wire; the cap is judged from the headers, as 'file'."""
+    data = _npz(True, X=np.zeros((1000, 100)), y=np.zeros(1000))
+    assert len(data) < 10_000
+    with pytest.raises(DecodedTooLarge, match=r"808,000 bytes .* over the 100,000-byte") as info:
+        load_npz(data, max_total_bytes=100_000)
+    assert info.value.field == "file"
+    assert load_npz(data, max_total_bytes=808_000)[0].shape == (1000, 100)
+
+
+def test_npz_header_declaring_more_than_the_member_holds() -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (1_000_000, 2)}
+    )
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("X.npy", header.getvalue() + bytes(160))
+        out.writestr("y.npy", _npy(np.zeros(10)))
+    _error(lambda: load_npz(archive.getvalue()), "X", "declares 16,000,000 bytes; the file holds")
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

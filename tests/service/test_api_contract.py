@@ -31,7 +31,7 @@ async def test_huge_metrics_cursor_is_a_422_not_a_500(
     [
         ("/v1/jobs", "GET, POST"),
         ("/v1/datasets/pts", "GET, DELETE"),
-        ("/v1/models/xor/aliases/production", "PUT, DELETE"),
+        ("/v1/models/xor/aliases/production", "GET, PUT, DELETE"),
         ("/v1/models/xor:predict", "POST"),  # not the GET/DELETE of a model named "xor:predict"
         ("/healthz", "GET"),
     ],

@@ -134,8 +134,10 @@ async def test_last_event_id_replays_missed_epochs(admin_client: httpx.AsyncClie
             await admin_client.get(f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "3"})
         ).text
     )
-    assert [e["event"] for e in replay] == ["snapshot", "progress", "progress", "progress", "end"]
+    kinds = [e["event"] for e in replay]
+    assert kinds == ["snapshot", *["progress"] * 3, *["diagnostics"] * 3, "end"]
     assert [e["id"] for e in replay if e["event"] == "progress"] == ["4", "5", "6"]
+    assert [e["data"]["epoch"] for e in replay if e["event"] == "diagnostics"] == [4, 5, 6]
     fresh = parse_events((await admin_client.get(f"/v1/jobs/{job['id']}/events")).text)
     assert [e["event"] for e in fresh] == ["snapshot", "end"]
 

@@ -145,10 +145,17 @@ def test_curl_quick_start(server: ServerProcess) -> None:
     *_, metrics, predictions = output_of("[-1, -1]").split("}{")
     assert metrics.count('"epoch"') == 5, metrics
     assert re.findall(r'"label":(\d)', predictions) == ["1", "0", "1", "0"], predictions
+    diagnostics = json.loads(output_of("/diagnostics"))
+    assert diagnostics["total"] == 40 and diagnostics["items"][0]["epoch"] == 1, diagnostics
+    assert diagnostics["items"][0]["layers"][0]["update_ratio"] > 0, diagnostics
     v2, model, alias, by_alias = output_of("/infer").split("}{")
     assert '"name":"label","shape":[2],"datatype":"INT64"' in v2, v2
     assert '"confusion_matrix"' in model and '"alias":"production","version":1' in alias
     assert '"label":1' in by_alias and '"version":1' in by_alias, by_alias
+    alias, by_split = output_of('"shadow"').split("}{")
+    split = '"traffic":[{"version":1,"weight":90},{"version":2,"weight":10}],"shadow":3'
+    assert split in alias, alias
+    assert re.search(r'"version":[12]\b', by_split) and '"label":1' in by_split, by_split
     explained = json.loads(output_of(":explain"))
     assert [e["label"] for e in explained["explanations"]] == [1, 0], explained
     for explanation in explained["explanations"]:

@@ -31,8 +31,10 @@ from service.config import Settings
 MAX_EXAMPLES = 40
 
 #: Routes whose schema-valid requests may still be unusable (422 naming the field): a file's
-#: bytes, a spec, or instances that do not fit the stored model cannot be described by OpenAPI.
+#: bytes, a spec, or instances that do not fit the stored model cannot be described by OpenAPI;
+#: nor can which versions exist (an alias's version, traffic and shadow).
 CONTENT_CHECKED = {
+    "PUT /v1/models/{name}/aliases/{alias}",
     "POST /v1/jobs",
     "POST /v1/sweeps",
     "POST /v1/datasets",
