@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -269,30 +269,40 @@ def submit_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    return guarded(lambda: _run(args, settings))
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    with make_client(args, settings) as client:
+        if args.jobs_command == "submit":
+            job = checked(client.post("/v1/jobs", json=submit_body(args)))
+            print(job["id"])
+            url = client.base_url.join(job["links"]["self"])
+            print(f"queued job {job['id']}: {url}", file=sys.stderr)
+            return watch(client, job["id"], sys.stderr) if args.watch else EXIT_SUCCEEDED
+        if args.jobs_command == "watch":
+            return watch(client, args.job_id, sys.stdout)
+        if args.jobs_command == "cancel":
+            job = checked(client.post(f"/v1/jobs/{args.job_id}/cancel"))
+            print(f"job {job['id']}: {job['status']}")
+            return EXIT_SUCCEEDED
+    return EXIT_ERROR
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """Run a client command: a refused request or an unreachable server is one line on
+    stderr and the error exit code, never a traceback."""
     try:
-        with make_client(args, settings) as client:
-            if args.jobs_command == "submit":
-                job = checked(client.post("/v1/jobs", json=submit_body(args)))
-                print(job["id"])
-                url = client.base_url.join(job["links"]["self"])
-                print(f"queued job {job['id']}: {url}", file=sys.stderr)
-                return watch(client, job["id"], sys.stderr) if args.watch else EXIT_SUCCEEDED
-            if args.jobs_command == "watch":
-                return watch(client, args.job_id, sys.stdout)
-            if args.jobs_command == "cancel":
-                job = checked(client.post(f"/v1/jobs/{args.job_id}/cancel"))
-                print(f"job {job['id']}: {job['status']}")
-                return EXIT_SUCCEEDED
+        return command()
     except ClientError as exc:
         print(f"nn-service: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except httpx.TransportError as exc:
         print(f"nn-service: error: cannot reach the server: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    return EXIT_ERROR
 
 
-def _connection_options(parser: argparse.ArgumentParser) -> None:
+def connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="server URL (default: http://<NNS_HOST>:<NNS_PORT>)")
     parser.add_argument("--key", help="API key (default: $NNS_API_KEY, else <data_dir>/admin-key)")
 
@@ -311,15 +321,15 @@ def add_jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     submit.add_argument("--learning-rate", type=float, help="override spec optimizer.lr")
     submit.add_argument("--test-fraction", type=float, help="held-out fraction for uploads")
     submit.add_argument("--watch", action="store_true", help="then follow it like `jobs watch`")
-    _connection_options(submit)
+    connection_options(submit)
 
     watch_parser = jobs.add_parser(
         "watch", help="live progress bar; exit 0 if the job succeeds, 1 failed, 3 cancelled"
     )
     watch_parser.add_argument("job_id")
-    _connection_options(watch_parser)
+    connection_options(watch_parser)
 
     cancel = jobs.add_parser("cancel", help="cancel a job (idempotent)")
     cancel.add_argument("job_id")
-    _connection_options(cancel)
+    connection_options(cancel)
     parser.set_defaults(handler=run)

@@ -26,7 +26,9 @@ from service.cli_jobs import (
     RECONNECT_ATTEMPTS,
     ClientError,
     checked,
+    connection_options,
     error_text,
+    guarded,
     make_client,
     parse_sse,
     read_spec,
@@ -187,32 +189,24 @@ def submit_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        with make_client(args, settings) as client:
-            if args.sweeps_command == "submit":
-                sweep = checked(client.post("/v1/sweeps", json=submit_body(args)))
-                print(sweep["id"])
-                url = client.base_url.join(sweep["links"]["self"])
-                print(f"started sweep {sweep['id']}: {url}", file=sys.stderr)
-                return watch(client, sweep["id"], sys.stdout) if args.watch else EXIT_SUCCEEDED
-            if args.sweeps_command == "watch":
-                return watch(client, args.sweep_id, sys.stdout)
-            if args.sweeps_command == "cancel":
-                sweep = checked(client.post(f"/v1/sweeps/{args.sweep_id}/cancel"))
-                print(f"sweep {sweep['id']}: {sweep['status']} (cancel requested)")
-                return EXIT_SUCCEEDED
-    except ClientError as exc:
-        print(f"nn-service: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except httpx.TransportError as exc:
-        print(f"nn-service: error: cannot reach the server: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return guarded(lambda: _run(args, settings))
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    with make_client(args, settings) as client:
+        if args.sweeps_command == "submit":
+            sweep = checked(client.post("/v1/sweeps", json=submit_body(args)))
+            print(sweep["id"])
+            url = client.base_url.join(sweep["links"]["self"])
+            print(f"started sweep {sweep['id']}: {url}", file=sys.stderr)
+            return watch(client, sweep["id"], sys.stdout) if args.watch else EXIT_SUCCEEDED
+        if args.sweeps_command == "watch":
+            return watch(client, args.sweep_id, sys.stdout)
+        if args.sweeps_command == "cancel":
+            sweep = checked(client.post(f"/v1/sweeps/{args.sweep_id}/cancel"))
+            print(f"sweep {sweep['id']}: {sweep['status']} (cancel requested)")
+            return EXIT_SUCCEEDED
     return EXIT_ERROR
-
-
-def _connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="server URL (default: http://<NNS_HOST>:<NNS_PORT>)")
-    parser.add_argument("--key", help="API key (default: $NNS_API_KEY, else <data_dir>/admin-key)")
 
 
 def add_sweeps(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -241,15 +235,15 @@ def add_sweeps(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     submit.add_argument("--epochs", type=int, help="override spec training.epochs")
     submit.add_argument("--validation-split", type=float, help="override the validation split")
     submit.add_argument("--watch", action="store_true", help="then follow it like `watch`")
-    _connection_options(submit)
+    connection_options(submit)
 
     watch_parser = sweeps.add_parser(
         "watch", help="live table of trials; exit 0 if the sweep succeeds, 1 failed, 3 cancelled"
     )
     watch_parser.add_argument("sweep_id")
-    _connection_options(watch_parser)
+    connection_options(watch_parser)
 
     cancel = sweeps.add_parser("cancel", help="cancel a sweep and its running trials")
     cancel.add_argument("sweep_id")
-    _connection_options(cancel)
+    connection_options(cancel)
     parser.set_defaults(handler=run)

@@ -80,12 +80,35 @@ class Settings(BaseSettings):
         default=6000, ge=0, description="prediction requests per minute per key; 0 = unlimited"
     )
 
+    # Webhooks (service/webhooks/).
+    webhook_allow_hosts: str = Field(
+        default="",
+        description="comma-separated host names, IPs or CIDRs webhooks may reach although "
+        "they are loopback, private or link-local (e.g. 127.0.0.1 for a local receiver)",
+    )
+    webhook_retry_seconds: str = Field(
+        default="5,30,120,600,3600",
+        description="comma-separated waits before each retry of a failed delivery; one "
+        "attempt more than waits is made",
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, description="connect and read")
+    webhook_max_response_bytes: int = Field(default=64 * 1024, ge=0)
+    webhook_lease_seconds: float = Field(
+        default=60.0, gt=0, description="a claimed delivery not settled by then is retried"
+    )
+
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir.as_posix()}/nns.db"
         if self.lease_seconds <= self.heartbeat_seconds:
             raise ValueError("lease_seconds must be longer than heartbeat_seconds")
+        try:
+            delays = [float(p) for p in self.webhook_retry_seconds.split(",") if p.strip()]
+        except ValueError:
+            raise ValueError("webhook_retry_seconds: comma-separated seconds (5,30,120)") from None
+        if any(d < 0 for d in delays):
+            raise ValueError("webhook_retry_seconds: waits cannot be negative")
         return self
 
     @property

@@ -45,3 +45,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+
+
+def notify_runner(request: Request) -> None:
+    """Wake the app's job runner (if it runs one) to look for queued work now, not at its
+    next poll."""
+    runner = request.app.state.runner
+    if runner is not None:
+        runner.notify()

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from service.api.errors import ERROR_RESPONSES, error_responses, json_error_responses
 from service.auth import PrincipalDep
-from service.deps import DatabaseDep, SettingsDep
+from service.deps import DatabaseDep, SettingsDep, notify_runner
 from service.jobs import diagnostics, store, views
 from service.jobs.submit import create_job
 from service.models import TERMINAL_JOB_STATUSES, JobStatus, TrainingJob
@@ -29,12 +29,6 @@ router = APIRouter(prefix=views.JOBS_PATH, tags=["jobs"])
 EVENTS_POLL_SECONDS = 0.25
 #: Tells a browser's EventSource how soon to reconnect after a dropped connection.
 EVENTS_RETRY_MS = 2000
-
-
-def _notify(request: Request) -> None:
-    runner = getattr(request.app.state, "runner", None)
-    if runner is not None:
-        runner.notify()
 
 
 @router.post(
@@ -58,7 +52,7 @@ def submit_job(
     """Queue a training job. The spec is validated now (errors name the field); training
     runs in the background. Follow it at Location, /metrics or /events."""
     job = create_job(database, settings, principal.owner, body)
-    _notify(request)
+    notify_runner(request)
     response.headers["Location"] = f"{views.JOBS_PATH}/{job.id}"
     return views.to_response(job, None)
 
@@ -150,7 +144,7 @@ def cancel_job(
         if job is None:
             raise views.job_not_found(job_id)
         store.request_cancel(session, job)
-    _notify(request)
+    notify_runner(request)
     return views.job_view(database, principal.owner, job_id)
 
 

@@ -41,6 +41,8 @@ from service.schemas.models import (
     VersionPatch,
 )
 from service.serving import load_version
+from service.webhooks import outbox
+from service.webhooks.events import ALIAS_MOVED
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 upload_router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -176,8 +178,12 @@ def put_alias(
         model = reads.get_model(session, principal.owner, name)
         split = None if body.traffic is None else [(s.version, s.weight) for s in body.traffic]
         shadow = None if body.shadow is None else body.shadow.version
+        before = outbox.alias_state(session, model.id, alias)
         record = writes.set_alias(session, model, alias, body.version, split=split, shadow=shadow)
-        return _alias_out(session, model, record)
+        out = _alias_out(session, model, record)
+        if before != (record.version_id, record.traffic):
+            outbox.record(session, principal.owner, ALIAS_MOVED, out.model_dump(mode="json"))
+        return out
 
 
 @router.get("/{name}/aliases/{alias}", response_model=AliasOut, responses=ERROR_RESPONSES)

@@ -23,6 +23,7 @@ from service.api import (
     spam,
     sweeps,
     v2,
+    webhooks,
 )
 from service.config import Settings
 
@@ -47,4 +48,5 @@ def routers(settings: Settings) -> list[tuple[APIRouter, int | None]]:
         (jobs.router, None),
         (job_preview.router, None),
         (sweeps.router, None),
+        (webhooks.router, None),
     ]

@@ -16,7 +16,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.api.errors import ERROR_RESPONSES, error_responses, json_error_responses
 from service.auth import PrincipalDep
-from service.deps import DatabaseDep, SettingsDep
+from service.deps import DatabaseDep, SettingsDep, notify_runner
 from service.models import TERMINAL_SWEEP_STATUSES
 from service.schemas.sweeps import SweepList, SweepResponse, SweepSubmit
 from service.sweeps import driver, views
@@ -27,12 +27,6 @@ router = APIRouter(prefix=views.SWEEPS_PATH, tags=["sweeps"])
 #: How often an SSE stream looks for changes (a few indexed reads).
 EVENTS_POLL_SECONDS = 0.5
 EVENTS_RETRY_MS = 2000
-
-
-def _notify(request: Request) -> None:
-    runner = getattr(request.app.state, "runner", None)
-    if runner is not None:
-        runner.notify()
 
 
 @router.post(
@@ -57,7 +51,7 @@ def submit_sweep(
     name the path); the first max_parallel trials are queued as jobs at once."""
     sweep = create_sweep(database, settings, principal.owner, body)
     driver.advance(database, settings, sweep.id)
-    _notify(request)
+    notify_runner(request)
     response.headers["Location"] = f"{views.SWEEPS_PATH}/{sweep.id}"
     return views.sweep_view(database, principal.owner, sweep.id)
 
@@ -94,7 +88,7 @@ def cancel_sweep(
     ones cooperatively; the sweep is `cancelled` once none is left running."""
     views.sweep_view(database, principal.owner, sweep_id)  # 404 for a sweep not yours
     driver.request_cancel(database, settings, sweep_id)
-    _notify(request)
+    notify_runner(request)
     return views.sweep_view(database, principal.owner, sweep_id)
 
 

@@ -11,6 +11,7 @@ worker thread, so no database call or process call ever blocks the event loop:
   queues its next trials once earlier ones have ended.
 - claim: queued jobs up to max_concurrent_jobs, each started as
   `python -m service.jobs.child` (a fresh interpreter: nothing inherited from this process).
+- webhooks: due outbox deliveries are posted in a background thread (service/webhooks/).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure
 from service.jobs.runner import Wakeup
 from service.sweeps.driver import advance_active
+from service.webhooks.delivery import DeliveryPump
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class EmbeddedRunner:
         self._last_recovery = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._wake = Wakeup()
+        self.webhooks = DeliveryPump(database, settings, self.runner_id)
 
     # ------------------------------------------------------------------ JobRunner
 
@@ -67,6 +70,7 @@ class EmbeddedRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await asyncio.to_thread(self._shutdown)
+        await asyncio.to_thread(self.webhooks.join, self.settings.webhook_timeout_seconds * 2)
         log.info("embedded job runner %s stopped", self.runner_id)
 
     def notify(self) -> None:
@@ -96,6 +100,7 @@ class EmbeddedRunner:
                 self._recover()
             advance_active(self.database, self.settings)
             self._claim()
+            self.webhooks.kick()  # in its own thread: a slow receiver never delays claims
 
     # ------------------------------------------------------------------ steps
 

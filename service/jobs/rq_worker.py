@@ -46,6 +46,7 @@ from service.jobs.outcome import JobOutcome
 from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure, retry_db
 from service.models import TrainingJob
+from service.webhooks.delivery import deliver_due
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +245,10 @@ def _sweep_forever(context: WorkerContext) -> None:
             )
         except Exception as exc:  # Redis or the database away: next time
             log.warning("sweep failed: %s", exc)
+        try:
+            deliver_due(context.database, context.settings, context.runner_id)
+        except Exception as exc:  # the rows stay due: next time
+            log.warning("webhook delivery failed: %s", exc)
         context.stopping.wait(interval)
 
 

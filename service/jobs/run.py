@@ -39,11 +39,13 @@ from service.jobs import store
 from service.jobs.data import load_job_data
 from service.jobs.evaluate import final_metrics, json_safe
 from service.jobs.heartbeat import Heartbeat
+from service.jobs.lr_range import is_range_test, run_range_test
 from service.jobs.outcome import JobOutcome
 from service.jobs.registry import LostOwnership, register_version
 from service.jobs.retry import is_transient, retry_db
 from service.models import Checkpoint as CheckpointRow
 from service.models import JobDiagnostics, JobStatus, MetricPoint, TrainingJob, utcnow
+from service.webhooks import job_events
 
 if TYPE_CHECKING:
     from service.sweeps.trials import TrialHook
@@ -278,6 +280,8 @@ class _TrainingRun:
             lambda: load_job_data(self.database, self.settings, job),
             f"job {self.job_id}: load data",
         )
+        if is_range_test(job):  # the job kind that tests learning rates, not trains
+            return run_range_test(self.database, self.settings, job, worker_id, data, heartbeat)
         trainer = self._trainer(start)
         self.trial = self._trial_hook(job)
         writer = _EpochWriter(self, worker_id, heartbeat)
@@ -337,7 +341,7 @@ class _TrainingRun:
                 self.trial.complete(session, worker_id, metrics, weights)
                 session.execute(delete(CheckpointRow).where(CheckpointRow.job_id == job.id))
                 return
-            register_version(
+            version = register_version(
                 session,
                 job_id=job.id,
                 worker_id=worker_id,
@@ -347,6 +351,7 @@ class _TrainingRun:
                 metrics=metrics,
                 weights=weights,
             )
+            job_events.succeeded(session, job, job.model_name, version.version)
             session.execute(delete(CheckpointRow).where(CheckpointRow.job_id == job.id))
 
     def _trial_hook(self, job: TrainingJob) -> TrialHook | None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.models import Checkpoint, JobStatus, TrainingJob, utcnow
+from service.webhooks import events, outbox
 
 LIVE_STATUSES = (JobStatus.RUNNING, JobStatus.CANCELLING)
 HOSTNAME = socket.gethostname()
@@ -169,7 +170,26 @@ def finish(
         return False
     # A finished job never resumes: its checkpoint is dead weight.
     session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    if status == JobStatus.FAILED:
+        row = session.execute(
+            select(TrainingJob.owner, TrainingJob.model_name).where(TrainingJob.id == job_id)
+        ).one()
+        _record_failure(session, job_id, row.owner, row.model_name, reason)
     return True
+
+
+def _record_failure(
+    session: Session, job_id: str, owner: str, model_name: str, reason: str | None
+) -> None:
+    """The job.failed webhook event, in the transaction that fails the job (every way a job
+    can fail goes through finish() or _release())."""
+    data = {
+        "job_id": job_id,
+        "status": "failed",
+        "model_name": model_name,
+        "failure_reason": reason,
+    }
+    outbox.record(session, owner, events.JOB_FAILED, data)
 
 
 def finish_job(
@@ -224,6 +244,7 @@ def _release(
         job.status, job.finished_at, job.eta_seconds = JobStatus.FAILED, now, None
         job.failure_reason = f"{why} on attempt {job.attempts} of {max_attempts}; giving up"
         session.execute(delete(Checkpoint).where(Checkpoint.job_id == job.id))
+        _record_failure(session, job.id, job.owner, job.model_name, job.failure_reason)
         return job.status
     job.status = JobStatus.QUEUED
     job.worker_id = None

@@ -229,11 +229,24 @@ def check_generator_options(body: JobSubmit, dataset_id: str | None) -> None:
             raise invalid(field, f"only applies to the synthetic datasets, not {body.dataset!r}")
 
 
+def check_lr_range(body: JobSubmit) -> None:
+    """lr_range belongs to the range test, and its rates must rise."""
+    options = body.lr_range
+    if options is None:
+        return
+    if body.kind != "lr_range_test":
+        raise invalid("lr_range", 'only applies to "kind": "lr_range_test"')
+    if options.max_lr <= options.min_lr:
+        raise invalid("lr_range.max_lr", f"must be above min_lr ({options.min_lr})")
+
+
 def hyperparameters(body: JobSubmit) -> dict[str, Any]:
     """What the client set besides the spec (and the preset's name), stored with the job."""
     values = body.model_dump(
         exclude={"spec", "dataset", "model_name", "test_dataset"}, exclude_none=True
     )
+    if values.get("kind") == "train":  # the default, left out as before job kinds existed
+        del values["kind"]
     if isinstance(body.spec, str):
         values["preset"] = body.spec
     return values
@@ -242,6 +255,7 @@ def hyperparameters(body: JobSubmit) -> dict[str, Any]:
 def create_job(database: Database, settings: Settings, owner: str, body: JobSubmit) -> TrainingJob:
     """Validate and insert a queued job; RateLimited when the owner has too many active jobs."""
     spec = normalize(body, settings)
+    check_lr_range(body)
     with database.session() as session:
         lineage = resolve_data(session, owner, body)
     check_generator_options(body, lineage.dataset_id)
@@ -275,7 +289,7 @@ def create_job(database: Database, settings: Settings, owner: str, body: JobSubm
             test_sha256=lineage.test_sha256,
             model_name=body.model_name,
             hyperparameters=hyperparameters(body),
-            total_epochs=int(spec["training"]["epochs"]),
+            total_epochs=1 if body.kind == "lr_range_test" else int(spec["training"]["epochs"]),
         )
         session.add(job)
         session.flush()

@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.errors import NotFound
+from service.jobs.lr_range import is_range_test, stored_result
 from service.models import JobStatus, MetricPoint, Model, ModelVersion, SweepTrial, TrainingJob
 from service.schemas.diagnostics import TrainingWarning
 from service.schemas.jobs import (
     EpochMetrics,
     JobLinks,
     JobResponse,
+    LRRangeReport,
     ModelVersionRef,
     Progress,
     ProgressEvent,
@@ -83,9 +85,12 @@ def percent(epoch: int, total: int, status: str) -> float:
 
 def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
     base = f"{JOBS_PATH}/{job.id}"
+    range_test = is_range_test(job)
+    lr_range = stored_result(job)
     return JobResponse(
         id=job.id,
         status=job.status,
+        kind="lr_range_test" if range_test else "train",
         model_name=job.model_name,
         dataset=job.dataset_name,
         dataset_id=job.dataset_id,
@@ -99,7 +104,7 @@ def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
             total_epochs=job.total_epochs,
             percent=percent(job.epoch, job.total_epochs, job.status),
         ),
-        metrics=job.metrics,
+        metrics=None if range_test else job.metrics,  # a range test's are its lr_range
         eta_seconds=job.eta_seconds,
         failure_reason=job.failure_reason,
         warnings=warnings_of(job.warnings),
@@ -107,6 +112,7 @@ def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
         attempts=job.attempts,
         model_version=registered.version if registered else None,
         test_metrics=registered.test_metrics if registered else None,
+        lr_range=LRRangeReport.model_validate(lr_range) if lr_range else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -8,7 +8,7 @@ created, in service/jobs/submit.py, so every such error still names its field.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,31 @@ from service.schemas.types import WHOLE
 
 #: Model names appear in URLs (/v1/models/{name}:predict), so they are kept URL-safe.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+JobKind = Literal["train", "lr_range_test"]
+
+
+class LRRangeOptions(BaseModel):
+    """The learning-rate range test's sweep: `num_steps` mini-batches at rates rising
+    exponentially from `min_lr` to `max_lr` (nn_core/lr_finder.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_lr: float = Field(
+        default=1e-7, gt=0.0, le=1e6, allow_inf_nan=False, strict=True, description="First rate"
+    )
+    max_lr: float = Field(
+        default=10.0,
+        gt=0.0,
+        le=1e6,
+        allow_inf_nan=False,
+        strict=True,
+        description="Last rate; above min_lr",
+    )
+    num_steps: Annotated[int, Field(strict=True, ge=10, le=1000), WHOLE] = Field(
+        default=100, description="Mini-batches (the test stops sooner once the loss blows up)"
+    )
 
 
 class JobSubmit(BaseModel):
@@ -116,6 +141,16 @@ class JobSubmit(BaseModel):
         "Playground (default 0)",
     )
 
+    kind: JobKind = Field(
+        default="train",
+        description="train: train and register a version. lr_range_test: the learning-rate "
+        "range test on the spec and dataset (lr_range), answering a loss curve and a "
+        "suggested rate on the job (`lr_range`); it registers no version",
+    )
+    lr_range: LRRangeOptions | None = Field(
+        default=None, description="lr_range_test only: the rates to try (defaults apply)"
+    )
+
     @field_validator("spec", mode="wrap")
     @classmethod
     def _one_spec_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -151,6 +186,23 @@ class ModelVersionRef(BaseModel):
     version: int
 
 
+class LRRangePoint(BaseModel):
+    lr: float
+    loss: float = Field(description="The mini-batch's loss at this rate")
+    smoothed: float = Field(description="Bias-corrected moving average (beta 0.98) of the loss")
+
+
+class LRRangeReport(BaseModel):
+    """The range test's result: the curve and the rate where the smoothed loss fell fastest."""
+
+    suggested_lr: float | None = Field(
+        description="Steepest descent of the smoothed loss in log(lr), before its minimum; "
+        "null when the loss never fell"
+    )
+    stop_reason: str = Field(description="finished | diverged (smoothed loss > 4x its best)")
+    points: list[LRRangePoint]
+
+
 class JobLinks(BaseModel):
     self: str
     metrics: str
@@ -169,6 +221,7 @@ class JobResponse(BaseModel):
         description="queued | running | cancelling | succeeded | failed | cancelled",
         examples=["running"],
     )
+    kind: JobKind = Field(default="train", description="train | lr_range_test")
     model_name: str
     dataset: str = Field(description="The dataset as submitted (name or upload id)")
     dataset_id: str | None = Field(description="The upload's id; null for built-in datasets")
@@ -208,6 +261,9 @@ class JobResponse(BaseModel):
         description="Test-set metrics stored on that model version (held-out split: loss, "
         "accuracy, confusion matrix ... for classifiers; mse, r2 ... for regression); "
         "null until the version is registered",
+    )
+    lr_range: LRRangeReport | None = Field(
+        default=None, description="A succeeded lr_range_test's curve and suggested rate"
     )
     created_at: datetime
     started_at: datetime | None

@@ -45,6 +45,7 @@ from service.models import (
 from service.registry.writes import add_version
 from service.sweeps import records, study
 from service.sweeps.space import apply_params
+from service.webhooks import sweep_events
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def _cancel(
         session.execute(
             update(SweepTrial).where(SweepTrial.sweep_id == sweep.id).values(weights=None)
         )
+        sweep_events.finished(session, sweep)
         log.info("sweep %s cancelled", sweep.id)
 
 
@@ -278,6 +280,7 @@ def _finish(session: Session, sweep: Sweep, rows: list[SweepTrial]) -> None:
         sweep.status = SweepStatus.FAILED
         sweep.failure_reason = f"no trial completed with a finite objective ({summary})"
         log.info("sweep %s failed: %s", sweep.id, sweep.failure_reason)
+        sweep_events.finished(session, sweep)
         return
     job = session.get(TrainingJob, row.job_id)
     version = add_version(
@@ -296,4 +299,5 @@ def _finish(session: Session, sweep: Sweep, rows: list[SweepTrial]) -> None:
     sweep.best_trial_number = row.number
     sweep.status = SweepStatus.SUCCEEDED
     session.execute(update(SweepTrial).where(SweepTrial.sweep_id == sweep.id).values(weights=None))
+    sweep_events.finished(session, sweep)
     log.info("sweep %s succeeded: trial %d is version %d", sweep.id, row.number, version.version)

@@ -100,4 +100,4 @@ def test_scripts_ship_inside_the_package() -> None:
     assert (location / "env.py").is_file()
     assert (location / "script.py.mako").is_file()
     assert (location / "versions" / "__init__.py").is_file()
-    assert migrate.head_revision() == "0006"
+    assert migrate.head_revision() == "0007"

@@ -3,6 +3,7 @@
 // (to stop its streams and timers) that runs when the user navigates away.
 
 import { api, esc, getKey, setKey } from "./api.js";
+import * as compare from "./views/compare.js";
 import * as datasets from "./views/datasets.js";
 import * as jobs from "./views/jobs.js";
 import * as job from "./views/job.js";
@@ -15,6 +16,7 @@ import * as tryit from "./views/tryit.js";
 const ROUTES = [
   [/^#\/jobs\/([^/]+)$/, job, "jobs"],
   [/^#\/jobs$/, jobs, "jobs"],
+  [/^#\/compare(?:\?(.*))?$/, compare, "jobs"],
   [/^#\/playground$/, playground, "playground"],
   [/^#\/sweeps\/([^/]+)$/, sweep, "sweeps"],
   [/^#\/sweeps$/, sweeps, "sweeps"],

@@ -1,9 +1,12 @@
 // One job: status, progress bar with ETA, cancel, failure reason, and live loss/accuracy
 // curves. The stored history is loaded first, then the SSE stream continues from its last
-// epoch (Last-Event-ID), so no epoch is missed or drawn twice.
+// epoch (Last-Event-ID), so no epoch is missed or drawn twice. Below them: the training
+// warnings and the per-layer diagnostics (views/diagnostics.js), live as well.
 
 import { api, duration, errorBox, esc, fmt, followJob, jobHistory, when } from "../api.js";
 import { trainingCharts } from "../chart.js";
+import { diagnosticsPanel } from "./diagnostics.js";
+import { jobRangeTest } from "./lr_range.js";
 
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
 
@@ -16,6 +19,7 @@ export async function render(root, jobId) {
         <h1 style="margin:0">Job <code>${esc(job.id)}</code></h1>
         <span id="job-status" class="badge"></span>
         <span style="flex:1"></span>
+        <button id="job-find-lr" title="Run a learning-rate range test of this spec">Find a learning rate</button>
         <button id="job-cancel" class="danger">Cancel</button>
       </div>
       <p class="muted">Model <b>${esc(job.model_name)}</b> on dataset <b>${esc(job.dataset)}</b>
@@ -26,16 +30,21 @@ export async function render(root, jobId) {
       </div>
       <p id="job-latest" class="muted"></p>
       <div id="job-outcome"></div>
+      <div id="job-lr-range"></div>
+      <div id="job-warnings"></div>
     </div>
     <div class="grid">
       <div class="card"><canvas class="chart" id="chart-loss"></canvas></div>
       <div class="card"><canvas class="chart" id="chart-acc"></canvas></div>
     </div>
+    <div id="job-diagnostics"></div>
     <details class="card"><summary>Spec and hyperparameters</summary>
       <pre>${esc(JSON.stringify({ spec: job.spec, hyperparameters: job.hyperparameters }, null, 2))}</pre>
     </details>`;
   const charts = trainingCharts(root.querySelector("#chart-loss"), root.querySelector("#chart-acc"));
   const cancel = root.querySelector("#job-cancel");
+  jobRangeTest(root.querySelector("#job-find-lr"), root.querySelector("#job-lr-range"), job);
+  const diag = diagnosticsPanel(root.querySelector("#job-diagnostics"));
 
   function show(state) {
     const status = root.querySelector("#job-status");
@@ -52,6 +61,7 @@ export async function render(root, jobId) {
       ? `latest: loss ${fmt(m.loss)} · accuracy ${fmt(m.accuracy, 3)} · val_loss ${fmt(m.val_loss)}`
         + ` · val_accuracy ${fmt(m.val_accuracy, 3)}` : "";
     cancel.disabled = !(state.status === "queued" || state.status === "running");
+    if (state.warnings) diag.warnings(root.querySelector("#job-warnings"), state.warnings);
     const outcome = root.querySelector("#job-outcome");
     if (state.failure_reason) {
       outcome.innerHTML = `<div class="error"><b>Failed:</b> ${esc(state.failure_reason)}</div>`;
@@ -79,6 +89,7 @@ export async function render(root, jobId) {
   history.forEach((point) => charts.add(point));
   charts.draw();
   const last = history.length ? history[history.length - 1].epoch : 0;
+  await diag.load(encodeURIComponent(jobId), controller.signal);
 
   if (ACTIVE.has(job.status)) {
     const state = { ...job };
@@ -95,6 +106,12 @@ export async function render(root, jobId) {
             progress: { epoch: data.epoch, total_epochs: data.total_epochs, percent: data.percent },
           });
           show(state);
+        } else if (event === "diagnostics") {
+          diag.add(data);
+          // Warnings are worked out from the diagnostics: fetch them again with each epoch.
+          api(`/v1/jobs/${encodeURIComponent(jobId)}`, { signal: controller.signal })
+            .then((fresh) => diag.warnings(root.querySelector("#job-warnings"), fresh.warnings))
+            .catch(() => {});
         } else if (event === "status") {
           state.status = data.status;
           show(state);
@@ -110,7 +127,10 @@ export async function render(root, jobId) {
       }
     });
   }
-  const onResize = () => charts.draw();
+  const onResize = () => {
+    charts.draw();
+    diag.draw();
+  };
   window.addEventListener("resize", onResize);
   return () => {
     controller.abort();

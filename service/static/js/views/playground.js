@@ -8,6 +8,7 @@
 import { ApiError, api, duration, errorBox, esc, fmt, followJob } from "../api.js";
 import { sweepForm, startSweep } from "./sweep_form.js";
 import { trainingCharts } from "../chart.js";
+import { rangeTestButton } from "./lr_range.js";
 
 const EXTENT = 6;
 const GRID = 40;
@@ -159,7 +160,9 @@ const FORM = `
     <label for="pg-batch">Batch size</label>
     <input id="pg-batch" name="batch" type="number" min="1" max="1024" value="16">
     <div class="row" style="grid-column: 1 / -1"><button id="pg-train" type="submit">Train</button>
-      <button id="pg-stop" type="button" class="danger" disabled>Stop</button></div>
+      <button id="pg-stop" type="button" class="danger" disabled>Stop</button>
+      <button id="pg-find-lr" type="button">Find a learning rate</button></div>
+    <div id="pg-lr-range" style="grid-column: 1 / -1"></div>
   </form>`;
 
 function specFrom(values) {
@@ -343,6 +346,21 @@ export async function render(root) {
   }
 
   form.addEventListener("submit", train);
+  // The range test trains the same spec on the same data; "Use it" fills the lr field.
+  rangeTestButton($("#pg-find-lr"), $("#pg-lr-range"), () => {
+    const v = values();
+    return {
+      spec: specFrom(v),
+      dataset: v.dataset,
+      model_name: `playground-${v.dataset}`,
+      n_samples: v.samples,
+      noise: v.noise,
+      lr_range: { min_lr: 1e-5, max_lr: 10, num_steps: 100 },
+    };
+  }, {
+    applyLabel: "Use it",
+    apply: (lr) => (form.elements.lr.value = Math.max(1e-4, Number(lr.toPrecision(2)))),
+  });
   startSweep(root, () => {
     const v = values();
     return { values: v, spec: specFrom(v) };

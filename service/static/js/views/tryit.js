@@ -1,5 +1,7 @@
 // Try it: draw a digit for the MNIST model, score a message with the spam model.
 // The drawing goes to the server as a PNG, which reduces it the way MNIST digits were made.
+// Both ask for explanations: the digit's saliency map is drawn over the drawing, and the
+// words that pushed the spam score are highlighted in the message.
 
 import { ApiError, api, esc } from "../api.js";
 
@@ -65,6 +67,97 @@ function setUpCanvas(canvas, onStroke) {
   return clear;
 }
 
+/** Where the server's 28x28 MNIST box lies on the drawing: its steps (crop the ink, fit
+ * the longer side to 20 pixels, put the centre of mass at the middle) redone on the canvas,
+ * so the map lines up with the strokes. Returns [x, y, side] in canvas pixels, or null. */
+function mnistBox(canvas) {
+  const { width, height } = canvas;
+  const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+  let [x0, y0, x1, y1, mass, mx, my] = [width, height, -1, -1, 0, 0, 0];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = data[(y * width + x) * 4];
+      if (v <= 32) continue;
+      x0 = Math.min(x0, x);
+      x1 = Math.max(x1, x);
+      y0 = Math.min(y0, y);
+      y1 = Math.max(y1, y);
+      mass += v;
+      mx += v * x;
+      my += v * y;
+    }
+  }
+  if (x1 < 0) return null;
+  const scale = 20 / Math.max(x1 - x0 + 1, y1 - y0 + 1); // MNIST pixels per canvas pixel
+  const side = 28 / scale;
+  return [mx / mass - side / 2, my / mass - side / 2, side];
+}
+
+/** Draw a 28x28 saliency map over the drawing: red pushed toward the predicted digit, blue
+ * away from it, more opaque the stronger. Returns how many cells carry any weight. */
+function drawSaliency(overlay, drawing, saliency) {
+  const ctx = overlay.getContext("2d");
+  ctx.clearRect(0, 0, overlay.width, overlay.height);
+  const box = mnistBox(drawing);
+  if (!saliency || !box) return 0;
+  const top = Math.max(...saliency.flat().map(Math.abs)) || 1;
+  const cells = document.createElement("canvas");
+  cells.width = cells.height = 28;
+  const image = cells.getContext("2d").createImageData(28, 28);
+  let marked = 0;
+  saliency.forEach((row, y) => row.forEach((v, x) => {
+    const i = (y * 28 + x) * 4;
+    image.data.set(v >= 0 ? [239, 68, 68] : [59, 130, 246], i);
+    image.data[i + 3] = Math.round(Math.min(1, Math.abs(v) / top) * 220);
+    if (v !== 0) marked += 1;
+  }));
+  cells.getContext("2d").putImageData(image, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(cells, ...box, box[2]);
+  return marked;
+}
+
+const SPAM_TOKEN = /(\p{L}+(?:['\u2019]\p{L}+)*|\d+(?:[.,:]\d+)*|[£$€¥₹]|!)/gu;
+
+/** Per lower-cased word, how much it pushed toward spam: its own weight, half of each
+ * bigram it is in, and the number-shape tokens (<num11>) on numbers of that length. */
+function wordWeights(features) {
+  const weights = new Map();
+  const add = (word, w) => weights.set(word, (weights.get(word) ?? 0) + w);
+  for (const { feature, weight } of features) {
+    for (const key of feature.split(" | ")) {
+      if (key.startsWith("#") || key.startsWith("[")) continue; // character n-grams, hand features
+      const words = key.split(" ");
+      words.forEach((word) => add(word, weight / words.length));
+    }
+  }
+  return weights;
+}
+
+/** The message with the words that moved the score marked (red: toward spam). */
+function highlighted(text, features) {
+  const weights = wordWeights(features);
+  const weightOf = (token) => {
+    const lower = token.toLowerCase();
+    const shape = /^\d+$/.test(lower) ? weights.get(`<num${Math.min(lower.length, 12)}>`) ?? 0 : 0;
+    return (weights.get(lower) ?? 0) + shape;
+  };
+  const top = Math.max(...text.split(SPAM_TOKEN).map((t) => Math.abs(weightOf(t))), 1e-12);
+  return text.split(SPAM_TOKEN).map((part, i) => {
+    const w = i % 2 ? weightOf(part) : 0;
+    if (!w) return esc(part);
+    const alpha = (0.15 + 0.6 * Math.abs(w) / top).toFixed(2);
+    const colour = w > 0 ? `rgba(239, 68, 68, ${alpha})` : `rgba(34, 197, 94, ${alpha})`;
+    return `<mark class="${w > 0 ? "to-spam" : "to-ham"}" data-weight="${w.toPrecision(3)}"
+      style="background:${colour}" title="${w > 0 ? "toward spam" : "toward ham"}: ${w.toPrecision(3)}">${esc(part)}</mark>`;
+  }).join("");
+}
+
+function featureList(features) {
+  return features.map(({ feature, weight }) => `<li data-weight="${weight}">
+    <code>${esc(feature)}</code> <span class="${weight > 0 ? "spam" : "ham"}">${weight > 0 ? "+" : ""}${weight.toPrecision(3)}</span></li>`).join("");
+}
+
 function bars(probabilities, best) {
   return probabilities.map((p, digit) => `
     <span>${digit}</span>
@@ -79,7 +172,11 @@ export async function render(root) {
         <h1>Draw a digit</h1>
         <div class="row" style="align-items:flex-start">
           <div>
-            <canvas id="digit-canvas" class="digit" width="280" height="280"></canvas>
+            <div class="digit-wrap">
+              <canvas id="digit-canvas" class="digit" width="280" height="280"></canvas>
+              <canvas id="digit-saliency" class="digit-overlay" width="280" height="280"
+                data-cells="0"></canvas>
+            </div>
             <div class="row" style="margin-top:0.5rem">
               <button id="digit-predict">Predict</button>
               <button id="digit-clear" class="secondary">Clear</button>
@@ -91,6 +188,9 @@ export async function render(root) {
             <div id="digit-result" class="big">?</div>
             <div id="digit-meta" class="muted"></div>
             <div id="digit-bars" class="bars" style="margin-top:0.6rem"></div>
+            <label class="muted" style="display:block; margin-top:0.6rem">
+              <input type="checkbox" id="digit-explain" checked> show what the model looked at</label>
+            <div id="digit-saliency-note" class="muted"></div>
           </div>
         </div>
         <div id="digit-error"></div>
@@ -102,6 +202,8 @@ export async function render(root) {
           <button id="spam-score">Score</button>
           <label class="muted">model <input id="spam-model" value="spam" size="10"></label>
         </div>
+        <label class="muted"><input type="checkbox" id="spam-explain" checked> highlight the words
+          that counted</label>
         <div id="spam-result" style="margin-top:0.8rem"></div>
         <div id="spam-error"></div>
       </div>
@@ -115,8 +217,14 @@ export async function render(root) {
     if (!png) return;
     const model = $("#digit-model").value.trim() || "mnist";
     try {
-      const out = await api("/v1/mnist/predict", { method: "POST", body: { png, model } });
-      const { digit, probabilities } = out.predictions[0];
+      const explain = $("#digit-explain").checked;
+      const out = await api("/v1/mnist/predict", { method: "POST", body: { png, model, explain } });
+      const { digit, probabilities, saliency } = out.predictions[0];
+      const overlay = $("#digit-saliency");
+      overlay.dataset.cells = String(drawSaliency(overlay, canvas, explain ? saliency : null));
+      $("#digit-saliency-note").innerHTML = explain && saliency
+        ? `<span style="color:#ef4444">red</span> pushed toward ${digit},
+          <span style="color:#3b82f6">blue</span> away from it` : "";
       $("#digit-result").textContent = String(digit);
       $("#digit-meta").textContent = `${out.model} v${out.version} · ${(probabilities[digit] * 100).toFixed(1)}% sure`;
       $("#digit-bars").innerHTML = bars(probabilities, digit);
@@ -132,20 +240,30 @@ export async function render(root) {
     $("#digit-result").textContent = "?";
     $("#digit-meta").textContent = "";
     $("#digit-bars").innerHTML = "";
+    const overlay = $("#digit-saliency");
+    overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+    overlay.dataset.cells = "0";
+    $("#digit-saliency-note").textContent = "";
   });
 
   $("#spam-score").addEventListener("click", async () => {
     const model = $("#spam-model").value.trim() || "spam";
     $("#spam-error").innerHTML = "";
     try {
-      const out = await api("/v1/spam/score", { method: "POST", body: { text: $("#spam-text").value, model } });
+      const text = $("#spam-text").value;
+      const explain = $("#spam-explain").checked;
+      const out = await api("/v1/spam/score", { method: "POST", body: { text, model, explain } });
       const result = out.results[0];
+      const features = result.top_features ?? [];
       const pct = (result.spam_probability * 100).toFixed(1);
       $("#spam-result").innerHTML = `
         <div><span id="spam-label" class="${result.label === "spam" ? "spam" : "ham"}">${esc(result.label)}</span>
           · spam probability ${pct}% (threshold ${out.threshold})</div>
         <div class="bar" style="margin-top:0.4rem"><div style="width:${pct}%"></div></div>
-        <div class="muted">${esc(out.model)} v${out.version}</div>`;
+        <div class="muted">${esc(out.model)} v${out.version}</div>
+        ${explain ? `<p id="spam-highlight" class="spam-highlight">${highlighted(text, features)}</p>
+        <details open><summary class="muted">The ${features.length} strongest features</summary>
+          <ul id="spam-features">${featureList(features)}</ul></details>` : ""}`;
     } catch (error) {
       $("#spam-error").innerHTML = `<div class="error">${unavailable(error, "/v1/spam/score", model)}</div>`;
     }
