@@ -41,9 +41,12 @@ def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise SystemExit(f"server did not start; see {log}")
 
 
-def start_server(workdir: Path, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A server with its data in workdir/data, logging to workdir/server.log; `settings` are
-    NNS_* values (e.g. PREDICT_RATE_LIMIT="0"). Returns the process and its base URL."""
+def start_server(
+    workdir: Path, *, workers: int = 1, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A server (`serve --workers workers`) with its data in workdir/data, logging to
+    workdir/server.log; `settings` are NNS_* values (e.g. PREDICT_RATE_LIMIT="0"). Returns
+    the process and its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NNS_")}
     env.pop("DATABASE_URL", None)
@@ -51,7 +54,7 @@ def start_server(workdir: Path, **settings: str) -> tuple[subprocess.Popen[bytes
     env.update({f"NNS_{key.upper()}": value for key, value in settings.items()})
     log = workdir / "server.log"
     process = subprocess.Popen(
-        [str(NN_SERVICE), "serve", "--port", str(port)],
+        [str(NN_SERVICE), "serve", "--port", str(port), "--workers", str(workers)],
         cwd=workdir,
         env=env,
         stdout=log.open("w"),

@@ -9,7 +9,11 @@ process on this machine) for the same time: the framework ceiling. The two phase
 (--rounds) so both see the same contention. Prints requests/s, p50/p99 latency and errors of
 each, and the ratio. Target: zero errors, predict throughput >= 50% of the ceiling.
 
-    python benchmarks/load.py [--concurrency 8] [--seconds 10] [--rounds 2]
+    python benchmarks/load.py [--concurrency 8] [--seconds 10] [--rounds 2] [--workers N]
+
+With --workers N a second server runs `nn-service serve --workers N` (its own data directory
+and trained model); the phases then alternate 1 worker, N workers, ceiling, and the scaling
+(N workers' requests/s over one worker's, and each one's share of the ceiling) is printed.
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio streams (one connection per
 concurrent client): it costs far less CPU per request than a full HTTP library, so on a
@@ -157,9 +161,10 @@ async def drive(
 # ----------------------------------------------------------------------------- processes
 
 
-def start_service(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_service(workdir: Path, workers: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     return start_server(
         workdir,
+        workers=workers,
         predict_rate_limit="0",
         max_concurrent_jobs="2",
         max_epochs="100000",  # the busy jobs must outlast the measurements
@@ -227,17 +232,48 @@ def row(name: str, results: Results, seconds: float) -> tuple[str, float]:
     lat = results.latencies_ms or [float("nan")]
     rps = len(results.latencies_ms) / seconds
     line = (
-        f"{name:<28} {rps:9.1f} {statistics.median(lat):8.2f} {percentile(lat, 0.99):8.2f} "
+        f"{name:<32} {rps:9.1f} {statistics.median(lat):8.2f} {percentile(lat, 0.99):8.2f} "
         f"{len(results.latencies_ms):9d} {results.errors:7d}"
     )
     return line, rps
+
+
+def merged(runs: list[tuple[Results, float]]) -> tuple[Results, float]:
+    out = Results()
+    for results, _ in runs:
+        out.latencies_ms += results.latencies_ms
+        out.errors += results.errors
+        out.error_samples += results.error_samples
+    return out, sum(seconds for _, seconds in runs)
+
+
+def prepare(workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    """A server with `workers` processes and a trained `xor` model; returns it, its base URL
+    and the admin key's header."""
+    workdir.mkdir()
+    service, base = start_service(workdir, workers)
+    key = (workdir / "data" / "admin-key").read_text().strip()
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=30) as client:
+        trained = submit(client, xor_job(200, 8, "xor"))
+        wait_job(client, trained, lambda j: j["status"] == "succeeded")
+        client.post("/v1/models/xor:predict", json=PREDICT_BODY).raise_for_status()
+    return service, base, auth
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent connections")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of the two phases")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the phases")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also measure a second server started with `serve --workers N` (N > 1), "
+        "alternating with the 1-worker server, and print the scaling",
+    )
     parser.add_argument("--serve-ceiling", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_ceiling:
@@ -245,62 +281,50 @@ def main() -> None:
         return
 
     load_before = os.getloadavg()
+    servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="nns-load-") as tmp:
         workdir = Path(tmp)
-        service, base = start_service(workdir)
-        ceiling, ceiling_base = start_ceiling(workdir)
         try:
-            key = (workdir / "data" / "admin-key").read_text().strip()
-            auth = {"Authorization": f"Bearer {key}"}
-            client = httpx.Client(base_url=base, headers=auth, timeout=30)
-            trained = submit(client, xor_job(200, 8, "xor"))
-            wait_job(client, trained, lambda j: j["status"] == "succeeded")
-            check = client.post("/v1/models/xor:predict", json=PREDICT_BODY)
-            check.raise_for_status()
+            # (name, base URL, headers) of each phase, in the order they alternate.
+            service, base, auth = prepare(workdir / "one", 1)
+            servers.append(service)
+            phases = [("nn-service :predict", base, auth)]
+            if args.workers > 1:
+                many, many_base, many_auth = prepare(workdir / "many", args.workers)
+                servers.append(many)
+                phases[0] = ("nn-service :predict, 1 worker", base, auth)
+                phases.append(
+                    (f"nn-service :predict, {args.workers} workers", many_base, many_auth)
+                )
+            ceiling, ceiling_base = start_ceiling(workdir)
+            servers.append(ceiling)
+            phases.append(("trivial FastAPI (ceiling)", ceiling_base, {}))
 
-            # Two CPU-bound jobs (batch size 1, many epochs), truly training before we start.
+            # Two CPU-bound jobs (batch size 1, many epochs) on the first server, truly training
+            # before we start: every phase shares the machine with them.
+            client = httpx.Client(base_url=base, headers=auth, timeout=30)
             busy = [submit(client, xor_job(100_000, 1, f"busy{i}")) for i in range(2)]
             for job_id in busy:
                 wait_job(client, job_id, lambda j: j["progress"]["epoch"] >= 1)
             epochs_before = [client.get(f"/v1/jobs/{j}").json()["progress"]["epoch"] for j in busy]
 
-            predict: list[tuple[Results, float]] = []
-            floor: list[tuple[Results, float]] = []
+            path = "/v1/models/xor:predict"
             warm = min(2.0, args.seconds)
-            asyncio.run(drive(base, "/v1/models/xor:predict", auth, args.concurrency, warm))
-            asyncio.run(drive(ceiling_base, "/v1/models/xor:predict", {}, args.concurrency, warm))
+            for _, url, headers in phases:
+                asyncio.run(drive(url, path, headers, args.concurrency, warm))
+            runs: list[list[tuple[Results, float]]] = [[] for _ in phases]
             for _ in range(args.rounds):
-                predict.append(
-                    asyncio.run(
-                        drive(base, "/v1/models/xor:predict", auth, args.concurrency, args.seconds)
+                for runs_of, (_, url, headers) in zip(runs, phases, strict=True):
+                    runs_of.append(
+                        asyncio.run(drive(url, path, headers, args.concurrency, args.seconds))
                     )
-                )
-                floor.append(
-                    asyncio.run(
-                        drive(
-                            ceiling_base,
-                            "/v1/models/xor:predict",
-                            {},
-                            args.concurrency,
-                            args.seconds,
-                        )
-                    )
-                )
             jobs_after = [client.get(f"/v1/jobs/{j}").json() for j in busy]
             for job_id in busy:
                 client.post(f"/v1/jobs/{job_id}/cancel")
         finally:
-            stop(ceiling)
-            stop(service)
+            for process in reversed(servers):
+                stop(process)
     load_after = os.getloadavg()
-
-    def merged(runs: list[tuple[Results, float]]) -> tuple[Results, float]:
-        out = Results()
-        for results, _ in runs:
-            out.latencies_ms += results.latencies_ms
-            out.errors += results.errors
-            out.error_samples += results.error_samples
-        return out, sum(seconds for _, seconds in runs)
 
     print(
         f"Load: {args.concurrency} keep-alive connections, {args.rounds} x {args.seconds:g} s per "
@@ -313,21 +337,36 @@ def main() -> None:
         f"{[j['progress']['epoch'] - b for j, b in zip(jobs_after, epochs_before, strict=True)]}"
     )
     print(
-        f"{'endpoint':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}"
+        f"{'endpoint':<32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}"
     )
-    service_results, service_seconds = merged(predict)
-    ceiling_results, ceiling_seconds = merged(floor)
-    line, service_rps = row("nn-service :predict", service_results, service_seconds)
-    print(line)
-    line, ceiling_rps = row("trivial FastAPI (ceiling)", ceiling_results, ceiling_seconds)
-    print(line)
-    ratio = service_rps / ceiling_rps if ceiling_rps else float("nan")
-    errors = service_results.errors + ceiling_results.errors
+    rates: list[float] = []
+    errors = 0
+    samples: list[str] = []
+    for (name, _, _), runs_of in zip(phases, runs, strict=True):
+        results, seconds = merged(runs_of)
+        line, rps = row(name, results, seconds)
+        print(line)
+        rates.append(rps)
+        errors += results.errors
+        samples += results.error_samples
+    ceiling_rps = rates[-1]
+
+    def share(rps: float) -> float:
+        return rps / ceiling_rps if ceiling_rps else float("nan")
+
+    ratio = share(rates[0])
     print(
         f"predict throughput = {ratio:.0%} of the ceiling (target >= 50%); errors: {errors} "
         f"(target 0) -> {'OK' if ratio >= 0.5 and errors == 0 else 'MISSED'}"
     )
-    for sample in service_results.error_samples + ceiling_results.error_samples:
+    if args.workers > 1:
+        print(
+            f"scaling: {args.workers} workers answer {rates[1]:.1f} req/s = "
+            f"{rates[1] / rates[0] if rates[0] else float('nan'):.2f}x one worker's "
+            f"{rates[0]:.1f} ({share(rates[1]):.0%} of the one-process ceiling; "
+            f"{os.cpu_count()} CPUs for client, servers and training)"
+        )
+    for sample in samples:
         print(f"  error: {sample}")
 
 

@@ -209,6 +209,57 @@ class Scale(Transform):
         return {"type": self.name, "factor": self.factor, "offset": self.offset}
 
 
+#: The input features of the TensorFlow Playground, over 2-D input (columns x1, x2).
+FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1*x2", "sin x1", "sin x2")
+
+
+@register
+class Features(Transform):
+    """Derived columns of a 2-D input, as the TensorFlow Playground's feature picker:
+    any of x1, x2, x1^2, x2^2, x1*x2, sin x1, sin x2, in the order given; nothing to fit."""
+
+    name = "features"
+
+    def __init__(self, columns: list[str] | tuple[str, ...] = ("x1", "x2")) -> None:
+        super().__init__()
+        if isinstance(columns, str) or not isinstance(columns, list | tuple) or not columns:
+            raise ValueError(f"columns must be a non-empty list of {list(FEATURES)}")
+        unknown = [c for c in columns if c not in FEATURES]
+        if unknown:
+            raise ValueError(f"unknown columns {unknown}; choose from {list(FEATURES)}")
+        if len(set(columns)) != len(columns):
+            raise ValueError("columns must not repeat")
+        self.columns = [str(c) for c in columns]
+        self.fitted = True
+
+    def transform(self, x: Any, dtype: np.dtype[Any]) -> np.ndarray:
+        arr = as_matrix(x, dtype, "X")
+        if arr.shape[1] != 2:
+            raise DataError("X", f"features reads 2 columns (x1, x2), got {arr.shape[1]}")
+        x1, x2 = arr[:, 0], arr[:, 1]
+        made = {
+            "x1": lambda: x1,
+            "x2": lambda: x2,
+            "x1^2": lambda: x1 * x1,
+            "x2^2": lambda: x2 * x2,
+            "x1*x2": lambda: x1 * x2,
+            "sin x1": lambda: np.sin(x1),
+            "sin x2": lambda: np.sin(x2),
+        }
+        return np.stack([made[c]() for c in self.columns], axis=1).astype(arr.dtype, copy=False)
+
+    def output_dim(self, input_dim: int) -> int:
+        if input_dim != 2:
+            raise SpecError("input_dim", f"must be 2 for the 'features' transform, got {input_dim}")
+        return len(self.columns)
+
+    def input_grad(self, grad: np.ndarray) -> np.ndarray | None:
+        return None  # needs the input; explanations of derived columns are not supported
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.name, "columns": list(self.columns)}
+
+
 # ----------------------------------------------------------------------------- labels
 
 

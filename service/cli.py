@@ -70,6 +70,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nn-service: error: {exc}", file=sys.stderr)
         return 1
     configure_logging(settings.log_level)
+    if args.workers > 1:
+        from service.workers import serve_workers
+
+        with sock:
+            return serve_workers(settings, sock, args.workers)
     migrate.upgrade(settings)
     config = uvicorn.Config(
         create_app(settings),
@@ -174,10 +179,25 @@ def _print_key_table(keys: Sequence[object]) -> None:
         )
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
 def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("serve", help="run the API server (migrates first)")
     parser.add_argument("--host", help="bind address (default: settings host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: settings port, 8000)")
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port and the database (default 1); one of them "
+        "runs the embedded job runner, /metrics adds up all of them",
+    )
     parser.set_defaults(handler=_serve)
 
 

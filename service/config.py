@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     )
     max_model_params: int = Field(default=5_000_000, ge=1)
     max_epochs: int = Field(default=1000, ge=1)
+    batch_chunk_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="rows a batch prediction predicts and writes at a time (bounds its memory)",
+    )
     predict_rate_limit: int = Field(
         default=6000, ge=0, description="prediction requests per minute per key; 0 = unlimited"
     )

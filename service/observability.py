@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -79,39 +80,46 @@ class Metrics:
     """The metric objects of one app."""
 
     def __init__(self, database: Database) -> None:
+        #: What /metrics exposes. With PROMETHEUS_MULTIPROC_DIR set (`serve --workers N`),
+        #: every process writes its samples there and /metrics adds up all the processes'
+        #: files, so the metric objects below go to a private registry instead.
         self.registry = CollectorRegistry()
+        own = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            own = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.registry)
         self.requests = Counter(
             "nns_http_requests",
             "HTTP requests by method, route template and status",
             ["method", "route", "status"],
-            registry=self.registry,
+            registry=own,
         )
         self.latency = Histogram(
             "nns_http_request_duration_seconds",
             "HTTP request latency by method and route template",
             ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
+            registry=own,
         )
         self.model_requests = Counter(
             "nns_model_requests",
             "Requests answered per model version and route template",
             ["model", "version", "route"],
-            registry=self.registry,
+            registry=own,
         )
         self.model_latency = Histogram(
             "nns_model_request_duration_seconds",
             "Latency until the response is sent, per model version and route template",
             ["model", "version", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry,
+            registry=own,
         )
         shadow = ["model", "version", "shadow_version"]
         self.shadow_labels = Counter(
             "nns_shadow_labels",
             "Instances whose shadow label agrees or disagrees with the answered label",
             [*shadow, "outcome"],
-            registry=self.registry,
+            registry=own,
         )
         self.shadow_difference = Histogram(
             "nns_shadow_abs_difference",
@@ -119,13 +127,13 @@ class Metrics:
             "values) of the shadow and the answering version",
             shadow,
             buckets=(0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
-            registry=self.registry,
+            registry=own,
         )
         self.shadow_errors = Counter(
             "nns_shadow_errors",
             "Shadow runs that failed or could not be compared (never seen by the client)",
             shadow,
-            registry=self.registry,
+            registry=own,
         )
         self._model_series: set[tuple[str, str]] = set()
         self.registry.register(JobsCollector(database))

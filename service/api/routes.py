@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import (
+    batch_predictions,
     datasets,
     explain,
     health,
@@ -46,6 +47,7 @@ def routers(settings: Settings) -> list[tuple[APIRouter, int | None]]:
         (spam.router, None),
         (health.router, None),
         (jobs.router, None),
+        (batch_predictions.router, None),
         (job_preview.router, None),
         (sweeps.router, None),
         (webhooks.router, None),

@@ -36,6 +36,7 @@ from service.datasets_store import DatasetUnavailableError
 from service.db import Database
 from service.errors import ServiceError
 from service.jobs import store
+from service.jobs.batch_predict import is_batch_predict, run_batch_predict
 from service.jobs.data import load_job_data
 from service.jobs.evaluate import final_metrics, json_safe
 from service.jobs.heartbeat import Heartbeat
@@ -276,6 +277,8 @@ class _TrainingRun:
 
     def _train(self, start: _Start, heartbeat: Heartbeat) -> JobOutcome:
         job, worker_id = start.job, start.worker_id
+        if is_batch_predict(job):  # the job kind that predicts a dataset, loading no split
+            return run_batch_predict(self.database, self.settings, job, worker_id, heartbeat)
         data = retry_db(
             lambda: load_job_data(self.database, self.settings, job),
             f"job {self.job_id}: load data",

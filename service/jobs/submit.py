@@ -252,6 +252,28 @@ def hyperparameters(body: JobSubmit) -> dict[str, Any]:
     return values
 
 
+def check_job_limit(session: Session, database: Database, settings: Settings, owner: str) -> None:
+    """RateLimited when `owner` has max_jobs_per_key active jobs (serialized per owner on
+    Postgres, so two submits cannot both pass); call in the inserting transaction."""
+    if database.is_postgres:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k, hashtext(:owner))"),
+            {"k": _PG_SUBMIT_LOCK & 0x7FFFFFFF, "owner": owner},
+        )
+    active = session.scalar(
+        select(func.count())
+        .select_from(TrainingJob)
+        .where(TrainingJob.owner == owner, TrainingJob.status.in_(ACTIVE_JOB_STATUSES))
+    )
+    if (active or 0) >= settings.max_jobs_per_key:
+        raise RateLimited(
+            f"you already have {active} queued or running jobs, the limit is "
+            f"{settings.max_jobs_per_key}; wait for one to finish or cancel one",
+            retry_after_seconds=10,
+            type="too_many_jobs",
+        )
+
+
 def create_job(database: Database, settings: Settings, owner: str, body: JobSubmit) -> TrainingJob:
     """Validate and insert a queued job; RateLimited when the owner has too many active jobs."""
     spec = normalize(body, settings)
@@ -260,23 +282,7 @@ def create_job(database: Database, settings: Settings, owner: str, body: JobSubm
         lineage = resolve_data(session, owner, body)
     check_generator_options(body, lineage.dataset_id)
     with database.write_session() as session:
-        if database.is_postgres:
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:k, hashtext(:owner))"),
-                {"k": _PG_SUBMIT_LOCK & 0x7FFFFFFF, "owner": owner},
-            )
-        active = session.scalar(
-            select(func.count())
-            .select_from(TrainingJob)
-            .where(TrainingJob.owner == owner, TrainingJob.status.in_(ACTIVE_JOB_STATUSES))
-        )
-        if (active or 0) >= settings.max_jobs_per_key:
-            raise RateLimited(
-                f"you already have {active} queued or running jobs, the limit is "
-                f"{settings.max_jobs_per_key}; wait for one to finish or cancel one",
-                retry_after_seconds=10,
-                type="too_many_jobs",
-            )
+        check_job_limit(session, database, settings, owner)
         job = TrainingJob(
             owner=owner,
             status=JobStatus.QUEUED,

@@ -8,7 +8,7 @@ JOB_SUCCEEDED = "job.succeeded"
 JOB_FAILED = "job.failed"
 SWEEP_FINISHED = "sweep.finished"
 ALIAS_MOVED = "alias.moved"
-#: Accepted now so receivers can subscribe ahead of batch predictions; not emitted yet.
+#: A batch prediction succeeded (service/jobs/batch_predict.py); data names its result_url.
 BATCH_PREDICTION_FINISHED = "batch_prediction.finished"
 
 EventName = Literal[

@@ -143,7 +143,10 @@ TRANSFORM_EXAMPLES: dict[str, dict[str, Any]] = {
     "standardize": {"type": "standardize"},
     "minmax": {"type": "minmax"},
     "scale": {"type": "scale", "factor": 0.5},
+    "features": {"type": "features", "columns": ["x1^2", "x2^2", "x1*x2", "sin x1"]},
 }
+#: Transforms that only take a given input width (the Playground's features: two inputs).
+TRANSFORM_INPUT_DIMS = {"features": 2}
 
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
@@ -152,6 +155,8 @@ def test_transforms_round_trip(name: str) -> None:
     spec = _with(preprocess=[example])
     if TRANSFORMS[name].raw_input:
         spec["input_dim"] = None
+    elif name in TRANSFORM_INPUT_DIMS:
+        spec["input_dim"] = TRANSFORM_INPUT_DIMS[name]
     assert _contains(_round_trip(spec), spec)
 
 

@@ -20,6 +20,7 @@ async def test_root_serves_the_dashboard(client: httpx.AsyncClient) -> None:
         "/static/js/views/sweep.js",
         "/static/js/views/sweep_form.js",
         "/static/js/parallel.js",
+        "/static/js/network.js",
         "/static/js/views/diagnostics.js",
         "/static/js/views/compare.js",
         "/static/js/views/lr_range.js",

@@ -33,8 +33,10 @@ MAX_EXAMPLES = 40
 #: Routes whose schema-valid requests may still be unusable (422 naming the field): a file's
 #: bytes, a spec, or instances that do not fit the stored model cannot be described by OpenAPI;
 #: nor can which versions exist (an alias's version, traffic and shadow), nor where a webhook
-#: URL's host resolves to (the SSRF guard).
+#: URL's host resolves to (the SSRF guard), nor whether a batch's split has rows or fits the
+#: model (or names both a version and an alias).
 CONTENT_CHECKED = {
+    "POST /v1/batch-predictions",
     "POST /v1/webhooks",
     "PUT /v1/models/{name}/aliases/{alias}",
     "POST /v1/jobs",

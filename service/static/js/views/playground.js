@@ -9,6 +9,7 @@ import { ApiError, api, duration, errorBox, esc, fmt, followJob } from "../api.j
 import { sweepForm, startSweep } from "./sweep_form.js";
 import { trainingCharts } from "../chart.js";
 import { rangeTestButton } from "./lr_range.js";
+import { FEATURES, networkView } from "../network.js";
 
 const EXTENT = 6;
 const GRID = 40;
@@ -136,6 +137,13 @@ const FORM = `
     <input id="pg-noise" name="noise" type="range" min="0" max="0.5" step="0.05" value="0.1">
     <label for="pg-samples">Samples</label>
     <input id="pg-samples" name="samples" type="number" min="50" max="5000" step="50" value="500">
+    <label for="pg-test">Test data <span id="pg-test-value" class="muted"></span></label>
+    <input id="pg-test" name="test" type="range" min="0.1" max="0.9" step="0.1" value="0.2">
+    <span>Features</span>
+    <div id="pg-features" class="pg-features">${Object.keys(FEATURES)
+      .map((name) => `<label><input type="checkbox" name="features" value="${name}"
+        ${name === "x1" || name === "x2" ? "checked" : ""}> ${name}</label>`)
+      .join("")}</div>
     <label for="pg-layers">Hidden layers</label>
     <input id="pg-layers" name="layers" type="number" min="0" max="6" value="2">
     <label for="pg-units">Units per layer</label>
@@ -171,8 +179,12 @@ function specFrom(values) {
     if (values.reg) layer.regularizer = { [values.reg]: values.rate };
     return layer;
   });
+  // The chosen input features are a transform inside the model ("features" in nn_core), so
+  // predictions and previews still take raw (x1, x2) points.
+  const plain = values.features.join() === "x1,x2";
   return {
     input_dim: 2,
+    ...(plain ? {} : { preprocess: [{ type: "features", columns: values.features }] }),
     layers: [...hidden, { type: "dense", units: 2, activation: "softmax" }],
     loss: "categorical_crossentropy",
     optimizer: { name: values.optimizer, lr: values.lr },
@@ -197,6 +209,11 @@ export async function render(root) {
             </div>
           </div>
         </div>
+        <div class="card"><h2>Network</h2>
+          <div id="pg-network-note" class="muted">Each neuron's output over the input plane
+            (blue positive, orange negative), from the job's latest checkpoint.</div>
+          <div id="pg-network"></div>
+        </div>
         <div class="grid">
           <div class="card"><canvas class="chart" id="pg-loss"></canvas></div>
           <div class="card"><canvas class="chart" id="pg-acc"></canvas></div>
@@ -207,6 +224,7 @@ export async function render(root) {
   const form = $("#pg-form");
   const canvas = $("#pg-boundary");
   const charts = trainingCharts($("#pg-loss"), $("#pg-acc"));
+  const network = networkView($("#pg-network"), { extent: EXTENT });
   let points = [];
   let probabilities = null;
   let controller = null;
@@ -218,6 +236,8 @@ export async function render(root) {
       dataset: f.dataset.value,
       noise: Number(f.noise.value),
       samples: Number(f.samples.value),
+      testFraction: Number(f.test.value),
+      features: [...form.querySelectorAll('input[name="features"]:checked')].map((c) => c.value),
       layers: Number(f.layers.value),
       units: Number(f.units.value),
       activation: f.activation.value,
@@ -233,11 +253,13 @@ export async function render(root) {
   function resample() {
     const v = values();
     $("#pg-noise-value").textContent = v.noise.toFixed(2);
+    $("#pg-test-value").textContent = `${Math.round(v.testFraction * 100)}%`;
     points = RECIPES[v.dataset](Math.min(v.samples, 400), v.noise, rng(7));
     drawBoundary(canvas, probabilities, points);
   }
 
   form.addEventListener("input", (event) => {
+    if (event.target.name === "test") resample();
     if (["dataset", "noise", "samples"].includes(event.target.name)) {
       probabilities = null;
       resample();
@@ -257,6 +279,8 @@ export async function render(root) {
         probabilities = probabilityOfOne(out.predictions);
         drawBoundary(canvas, probabilities, points);
         $("#pg-boundary-note").textContent = `Boundary: checkpoint after epoch ${out.epoch}.`;
+        const net = await api(`/v1/jobs/${id}/network`);
+        if (id === jobId) network.update(net);
       }
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 409)) throw error;
@@ -290,11 +314,16 @@ export async function render(root) {
     const v = values();
     charts.loss.clear();
     charts.accuracy.clear();
+    network.clear();
     probabilities = null;
     previewEpoch = 0;
     resample();
     $("#pg-error").innerHTML = "";
     $("#pg-boundary-note").textContent = "";
+    if (!v.features.length) {
+      $("#pg-error").innerHTML = errorBox("Pick at least one input feature.");
+      return;
+    }
     $("#pg-train").disabled = true;
     try {
       const job = await api("/v1/jobs", {
@@ -305,6 +334,7 @@ export async function render(root) {
           model_name: `playground-${v.dataset}`,
           n_samples: v.samples,
           noise: v.noise,
+          test_fraction: v.testFraction,
         },
       });
       jobId = job.id;
