@@ -252,9 +252,9 @@ def hyperparameters(body: JobSubmit) -> dict[str, Any]:
     return values
 
 
-def check_job_limit(session: Session, database: Database, settings: Settings, owner: str) -> None:
-    """RateLimited when `owner` has max_jobs_per_key active jobs (serialized per owner on
-    Postgres, so two submits cannot both pass); call in the inserting transaction."""
+def active_jobs(session: Session, database: Database, owner: str) -> int:
+    """The owner's queued and running jobs, counted under a per-owner lock on Postgres (held
+    to the end of the transaction), so two inserting transactions cannot both squeeze in."""
     if database.is_postgres:
         session.execute(
             text("SELECT pg_advisory_xact_lock(:k, hashtext(:owner))"),
@@ -265,7 +265,14 @@ def check_job_limit(session: Session, database: Database, settings: Settings, ow
         .select_from(TrainingJob)
         .where(TrainingJob.owner == owner, TrainingJob.status.in_(ACTIVE_JOB_STATUSES))
     )
-    if (active or 0) >= settings.max_jobs_per_key:
+    return active or 0
+
+
+def check_job_limit(session: Session, database: Database, settings: Settings, owner: str) -> None:
+    """RateLimited when `owner` has max_jobs_per_key active jobs; call in the inserting
+    transaction."""
+    active = active_jobs(session, database, owner)
+    if active >= settings.max_jobs_per_key:
         raise RateLimited(
             f"you already have {active} queued or running jobs, the limit is "
             f"{settings.max_jobs_per_key}; wait for one to finish or cancel one",

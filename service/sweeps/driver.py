@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from nn_core.errors import SpecError
@@ -31,7 +31,7 @@ from service.config import Settings
 from service.db import Database
 from service.jobs import store
 from service.jobs.retry import retry_db
-from service.jobs.submit import _PG_SUBMIT_LOCK, ACTIVE_JOB_STATUSES
+from service.jobs.submit import active_jobs
 from service.models import (
     TERMINAL_SWEEP_STATUSES,
     JobStatus,
@@ -176,17 +176,7 @@ def _cancel(
 
 def _key_slots(session: Session, database: Database, settings: Settings, owner: str) -> int:
     """How many more jobs the owner may have active (the per-key limit applies to trials)."""
-    if database.is_postgres:  # the lock create_job takes, so the two cannot both squeeze in
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:k, hashtext(:owner))"),
-            {"k": _PG_SUBMIT_LOCK & 0x7FFFFFFF, "owner": owner},
-        )
-    active = session.scalar(
-        select(func.count())
-        .select_from(TrainingJob)
-        .where(TrainingJob.owner == owner, TrainingJob.status.in_(ACTIVE_JOB_STATUSES))
-    )
-    return settings.max_jobs_per_key - (active or 0)
+    return settings.max_jobs_per_key - active_jobs(session, database, owner)
 
 
 def _create_trials(
