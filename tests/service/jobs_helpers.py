@@ -55,14 +55,25 @@ async def wait_for_job(
     timeout: float = 60.0,
 ) -> dict[str, Any]:
     """Poll GET /v1/jobs/{id} until `until(job)` holds."""
+    return await poll_resource(client, f"/v1/jobs/{job_id}", "job", until, timeout)
+
+
+async def poll_resource(
+    client: httpx.AsyncClient,
+    path: str,
+    noun: str,
+    until: Callable[[dict[str, Any]], Any],
+    timeout: float,
+) -> dict[str, Any]:
+    """GET `path` every 0.1 s until `until(resource)` holds; returns the resource."""
     deadline = time.monotonic() + timeout
     while True:
-        response = await client.get(f"/v1/jobs/{job_id}")
+        response = await client.get(path)
         assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        if until(job):
-            return job
-        assert time.monotonic() < deadline, f"job never reached the condition: {job}"
+        resource: dict[str, Any] = response.json()
+        if until(resource):
+            return resource
+        assert time.monotonic() < deadline, f"{noun} never reached the condition: {resource}"
         await asyncio.sleep(0.1)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+from jobs_helpers import poll_resource
 
 TERMINAL_SWEEP = {"succeeded", "failed", "cancelled"}
 
@@ -23,12 +22,4 @@ async def wait_for_sweep(
     timeout: float = 90.0,
 ) -> dict[str, Any]:
     """Poll GET /v1/sweeps/{id} until `until(sweep)` holds; returns the sweep."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(f"/v1/sweeps/{sweep_id}")
-        assert response.status_code == 200, response.text
-        sweep: dict[str, Any] = response.json()
-        if until(sweep):
-            return sweep
-        assert time.monotonic() < deadline, f"sweep never reached the condition: {sweep}"
-        await asyncio.sleep(0.1)
+    return await poll_resource(client, f"/v1/sweeps/{sweep_id}", "sweep", until, timeout)
