@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +12,12 @@ from typing import Any
 
 import httpx
 from service_helpers import make_settings
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from service.config import Settings
+from service.db import Database
+from service.models import TrainingJob
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -118,3 +123,26 @@ def parse_events(text: str) -> list[dict[str, Any]]:
             event["data"] = json.loads("\n".join(data))
             events.append(event)
     return events
+
+
+def row_is_free(database: Database, job_id: str) -> bool:
+    """Whether no process holds a lock on the job's row now (SQLite's write lock, Postgres's
+    row lock), so a process frozen at this moment holds none."""
+    if database.is_sqlite:
+        connection = sqlite3.connect(database.engine.url.database or "", timeout=0.05)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+    with database.engine.connect() as connection:
+        query = select(TrainingJob.id).where(TrainingJob.id == job_id)
+        try:
+            connection.execute(query.with_for_update(nowait=True))
+            return True
+        except OperationalError:
+            return False
+        finally:
+            connection.rollback()

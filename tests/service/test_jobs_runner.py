@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,10 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from jobs_helpers import job_settings, slow_spec, wait_for_job, xor_spec
+from jobs_helpers import job_settings, row_is_free, slow_spec, wait_for_job, xor_spec
 from service_helpers import bearer
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 from waiting import ProcessWatch, process_alive, until
 
 from nn_core.datasets.catalog import load_dataset
@@ -112,32 +110,11 @@ async def _freeze_between_writes(app: FastAPI, job_id: str, pid: int) -> None:
     database: Database = app.state.db
     for _ in range(100):
         os.kill(pid, signal.SIGSTOP)
-        if _row_is_free(database, job_id):
+        if row_is_free(database, job_id):
             return
         os.kill(pid, signal.SIGCONT)
         await asyncio.sleep(0.02)
     raise AssertionError("the training process always held the job's lock")
-
-
-def _row_is_free(database: Database, job_id: str) -> bool:
-    if database.is_sqlite:
-        connection = sqlite3.connect(database.engine.url.database or "", timeout=0.05)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            return True
-        except sqlite3.OperationalError:
-            return False
-        finally:
-            connection.close()
-    with database.engine.connect() as connection:
-        query = select(TrainingJob.id).where(TrainingJob.id == job_id)
-        try:
-            connection.execute(query.with_for_update(nowait=True))
-            return True
-        except OperationalError:
-            return False
-        finally:
-            connection.rollback()
 
 
 @pytest.mark.slow

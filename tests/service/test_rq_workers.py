@@ -23,7 +23,14 @@ import httpx
 import pytest
 import redis
 from environment import missing
-from jobs_helpers import job_settings, parse_events, slow_spec, wait_for_job, xor_spec
+from jobs_helpers import (
+    job_settings,
+    parse_events,
+    row_is_free,
+    slow_spec,
+    wait_for_job,
+    xor_spec,
+)
 from rq import Queue
 from rq_helpers import (
     REDIS_SERVER,
@@ -291,7 +298,16 @@ async def test_frozen_worker_loses_its_job_when_the_lease_expires(
         first = owner_pid(database, job_id)
         assert first in pool
         frozen = pool[first]
-        frozen.signal_group(signal.SIGSTOP)  # worker and training process: a hung machine
+        # Worker and training process: a hung machine, frozen between its writes (frozen
+        # inside one, it would keep the job's row locked, which no lease can undo).
+        for _ in range(100):
+            frozen.signal_group(signal.SIGSTOP)
+            if row_is_free(database, job_id):
+                break
+            frozen.signal_group(signal.SIGCONT)
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the training process always held the job's row lock")
         survivor = next(pid for pid in pool if pid != first)
         claims = [_claim(database, job_id)]
 
