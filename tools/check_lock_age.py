@@ -1,8 +1,10 @@
-"""Report pins of docker/requirements.lock older than the newest release their ranges admit.
+"""Report pins of the lock files older than the newest release their ranges admit.
 
-The lock makes every image build install the same files; its cost is that it ages. Run this
-now and then (it asks PyPI's JSON API, so it needs the network and is not part of the test
-suite; tests/deploy/test_requirements_lock.py checks the lock against pyproject.toml offline):
+docker/requirements.lock (what the image installs) and .ci/requirements.lock (what CI installs
+before the README's test command) make every build install the same files; their cost is that
+they age. Run this now and then (it asks PyPI's JSON API, so it needs the network and is not
+part of the test suite; tests/deploy/test_requirements_lock.py checks both locks against
+pyproject.toml offline):
 
     .venv/bin/python tools/check_lock_age.py            # a table of outdated pins, exit 0
     .venv/bin/python tools/check_lock_age.py --strict   # exit 1 when any pin is outdated
@@ -31,11 +33,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCK = ROOT / "docker" / "requirements.lock"
+LOCKS = (ROOT / "docker" / "requirements.lock", ROOT / ".ci" / "requirements.lock")
 PYPROJECT = ROOT / "pyproject.toml"
-IMAGE_EXTRAS = ("scale",)
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)", re.MULTILINE)
 PYTHON_VERSION = re.compile(r"--python-version\s+(\S+)")
+EXTRA = re.compile(r"--extra\s+(\S+)")
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,17 @@ def lock_python(lock_text: str) -> Version:
     return Version(found.group(1) if found else "3.11")
 
 
-def direct_specifiers(pyproject_text: str) -> dict[str, SpecifierSet]:
-    """pyproject.toml's runtime and image-extra requirements, by canonical name."""
+def lock_extras(lock_text: str) -> tuple[str, ...]:
+    """The pyproject.toml extras the lock was compiled with (its re-lock command says)."""
+    header = "\n".join(lock_text.splitlines()[:3])
+    return tuple(EXTRA.findall(header))
+
+
+def direct_specifiers(pyproject_text: str, extras: Iterable[str]) -> dict[str, SpecifierSet]:
+    """pyproject.toml's runtime requirements and those of `extras`, by canonical name."""
     project = tomllib.loads(pyproject_text)["project"]
     lines = list(project["dependencies"])
-    for extra in IMAGE_EXTRAS:
+    for extra in extras:
         lines += project["optional-dependencies"][extra]
     specs: dict[str, SpecifierSet] = {}
     for line in lines:
@@ -123,30 +131,37 @@ def fetch_releases(name: str, timeout: float = 20.0) -> dict[str, list[dict[str,
     return releases
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a pin is outdated")
-    args = parser.parse_args(argv)
-    lock_text = LOCK.read_text(encoding="utf-8")
+def report(lock: Path, available: dict[str, list[Version]]) -> int:
+    """Print one lock's outdated pins; the count of them."""
+    lock_text = lock.read_text(encoding="utf-8")
     pins, python = read_pins(lock_text), lock_python(lock_text)
-    specs = direct_specifiers(PYPROJECT.read_text(encoding="utf-8"))
-    available: dict[str, list[Version]] = {}
-    for name in sorted(pins):
+    specs = direct_specifiers(PYPROJECT.read_text(encoding="utf-8"), lock_extras(lock_text))
+    for name in sorted(set(pins) - set(available)):
         try:
             available[name] = admissible(fetch_releases(name), python)
         except OSError as exc:
             print(f"{name}: could not ask PyPI ({exc})", file=sys.stderr)
     stale = outdated(pins, specs, available)
+    where = lock.relative_to(ROOT)
     if not stale:
-        print(f"all {len(pins)} pins of {LOCK.name} are the newest their ranges admit")
+        print(f"all {len(pins)} pins of {where} are the newest their ranges admit")
         return 0
     width = max(len(item.name) for item in stale)
-    print(f"{len(stale)} of {len(pins)} pins have newer releases (Python {python}):")
+    print(f"{where}: {len(stale)} of {len(pins)} pins have newer releases (Python {python}):")
     for item in stale:
         kind = "direct" if item.direct else "transitive"
         print(f"  {item.name:<{width}}  {item.pinned} -> {item.newest}  ({kind})")
-    print("re-lock with the command at the top of docker/requirements.lock")
-    return 1 if args.strict else 0
+    print(f"re-lock with the command at the top of {where}")
+    return len(stale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a pin is outdated")
+    args = parser.parse_args(argv)
+    available: dict[str, list[Version]] = {}
+    stale = sum(report(lock, available) for lock in LOCKS)
+    return 1 if stale and args.strict else 0
 
 
 if __name__ == "__main__":

@@ -49,10 +49,16 @@ def test_newest_admissible_release_per_pin() -> None:
     ]
 
 
-def test_reads_the_real_lock_and_pyproject() -> None:
+def test_reads_the_real_locks_and_pyproject() -> None:
     tool = _script()
-    lock = tool.LOCK.read_text(encoding="utf-8")
-    pins = tool.read_pins(lock)
-    assert "numpy" in pins and tool.lock_python(lock) == Version("3.11")
-    specs = tool.direct_specifiers(tool.PYPROJECT.read_text(encoding="utf-8"))
-    assert set(specs) <= set(pins)
+    extras = {}
+    for path in tool.LOCKS:
+        lock = path.read_text(encoding="utf-8")
+        pins = tool.read_pins(lock)
+        assert "numpy" in pins and tool.lock_python(lock) == Version("3.11")
+        extras[path.parent.name] = tool.lock_extras(lock)
+        specs = tool.direct_specifiers(
+            tool.PYPROJECT.read_text(encoding="utf-8"), extras[path.parent.name]
+        )
+        assert set(specs) <= set(pins), path
+    assert extras == {"docker": ("scale",), ".ci": ("dev", "scale")}
