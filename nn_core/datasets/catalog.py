@@ -1,4 +1,5 @@
-"""Built-in datasets: the Playground toys, MNIST, Fashion-MNIST and the SMS Spam Collection.
+"""Built-in datasets: the Playground toys (classification and regression), MNIST,
+Fashion-MNIST and the SMS Spam Collection.
 
 Each entry knows its files (published sha256, mirrors tried in order) and how to turn them
 into a train/test split. Files live in ``<cache_dir>/<dataset name>/``; the service passes its
@@ -25,7 +26,7 @@ from nn_core.datasets.download import (
 )
 from nn_core.datasets.idx import read_idx
 from nn_core.datasets.loaders import load_text_labels
-from nn_core.datasets.synthetic import SYNTHETIC
+from nn_core.datasets.synthetic import SYNTHETIC, SYNTHETIC_REGRESSION
 from nn_core.errors import DataError, SpecError
 
 __all__ = [
@@ -50,7 +51,8 @@ class DatasetInfo:
     """What a client needs to pick a dataset and size a model for it."""
 
     name: str
-    #: "classification": numeric X; "text": X holds raw strings (use the text_features transform).
+    #: "classification": numeric X, class labels; "regression": numeric X, real-valued y of
+    #: shape (n, outputs); "text": X holds raw strings (use the text_features transform).
     kind: str
     description: str
     #: Width of X (None for text, whose width depends on the featurizer).
@@ -252,6 +254,11 @@ SYNTHETIC_DESCRIPTIONS = {
     "gauss": "Two Gaussian blobs (TensorFlow Playground)",
     "spiral": "Two interleaved spiral arms (TensorFlow Playground)",
 }
+SYNTHETIC_REGRESSION_DESCRIPTIONS = {
+    "plane": "Regression on a tilted plane, y = (x1 + x2) / 10 in [-1, 1] (TensorFlow Playground)",
+    "multi-gaussian": "Regression on six Gaussian hills and valleys, y in [-1, 1] "
+    "(TensorFlow Playground)",
+}
 
 
 def _build_synthetic(
@@ -259,7 +266,10 @@ def _build_synthetic(
 ) -> tuple[Arrays, dict[str, Any]]:
     n = opt.n_samples if opt.n_samples is not None else SYNTHETIC_SIZE
     noise = opt.noise if opt.noise is not None else 0.0
-    x, y = SYNTHETIC[entry.name](n, noise, opt.seed)  # already shuffled
+    maker = (
+        SYNTHETIC_REGRESSION[entry.name] if entry.kind == "regression" else SYNTHETIC[entry.name]
+    )
+    x, y = maker(n, noise, opt.seed)  # already shuffled
     n_test = round(n * opt.test_fraction)
     if n_test == 0 or n_test == n:
         raise SpecError(
@@ -281,6 +291,21 @@ def _register_synthetic() -> None:
                 n_features=2,
                 classes=(0, 1),
                 class_names=("0", "1"),
+                n_train=SYNTHETIC_SIZE - n_test,
+                n_test=n_test,
+                source="synthetic",
+                build=_build_synthetic,
+            )
+        )
+    for name, description in SYNTHETIC_REGRESSION_DESCRIPTIONS.items():
+        register(
+            Entry(
+                name=name,
+                kind="regression",
+                description=description,
+                n_features=2,
+                classes=(),
+                class_names=(),
                 n_train=SYNTHETIC_SIZE - n_test,
                 n_test=n_test,
                 source="synthetic",

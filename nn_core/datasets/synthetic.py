@@ -1,9 +1,12 @@
-"""The four 2-D toy sets of the TensorFlow Playground, as binary classification problems.
+"""The 2-D toy sets of the TensorFlow Playground: four binary classification problems and its
+two regression problems.
 
 Each follows the Playground's recipe (coordinates roughly in [-6, 6], ``noise`` in [0, 0.5] like
-its slider) and returns ``(X float32 (n, 2), y int64 (n,))`` with labels 0/1, shuffled. All
-randomness comes from ``numpy.random.default_rng(seed)``, so a seed gives the same data
-everywhere and the global RNG is never touched.
+its slider). Classifiers (`SYNTHETIC`) return ``(X float32 (n, 2), y int64 (n,))`` with labels
+0/1; regressions (`SYNTHETIC_REGRESSION`) return ``(X float32 (n, 2), y float32 (n, 1))`` with
+values in [-1, 1]. All are shuffled. All randomness comes from
+``numpy.random.default_rng(seed)``, so a seed gives the same data everywhere and the global RNG
+is never touched.
 """
 
 from __future__ import annotations
@@ -103,4 +106,68 @@ SYNTHETIC: dict[str, Maker] = {
     "circle": make_circle,
     "gauss": make_gauss,
     "spiral": make_spiral,
+}
+
+
+# ----------------------------------------------------------------------------- regression
+
+#: The multi-gaussian bumps: (x1, x2, height), a checkerboard of signs as in the Playground.
+GAUSSIAN_BUMPS = np.array(
+    [
+        [-4.0, 2.5, 1.0],
+        [0.0, 2.5, -1.0],
+        [4.0, 2.5, 1.0],
+        [-4.0, -2.5, -1.0],
+        [0.0, -2.5, 1.0],
+        [4.0, -2.5, -1.0],
+    ]
+)
+#: Standard deviation of each bump: neighbours 4 apart barely overlap (exp(-8)), so the sum
+#: stays inside [-1, 1] and each bump reads as its own hill or valley.
+GAUSSIAN_WIDTH = 1.0
+
+
+def plane(x: np.ndarray) -> np.ndarray:
+    """The plane's target: (x1 + x2) / 10, the Playground's scale; [-1, 1] on [-5, 5]^2."""
+    return (x[:, 0] + x[:, 1]) / 10.0
+
+
+def multi_gaussian(x: np.ndarray) -> np.ndarray:
+    """The multi-gaussian target: the sum of the GAUSSIAN_BUMPS, each height * exp(-d^2/2s^2)."""
+    d2 = ((x[:, None, :] - GAUSSIAN_BUMPS[None, :, :2]) ** 2).sum(axis=2)
+    return (GAUSSIAN_BUMPS[:, 2] * np.exp(-d2 / (2 * GAUSSIAN_WIDTH**2))).sum(axis=1)
+
+
+def _regression(
+    target: Callable[[np.ndarray], np.ndarray], n_samples: int, noise: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points uniform on [-5, 5]^2 valued by `target` at a perturbed position (noise moves
+    the point, as in the Playground, so values stay those of the function), clipped to
+    [-1, 1]."""
+    _check(n_samples, noise)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-5.0, 5.0, size=(n_samples, 2))
+    jitter = rng.uniform(-5.0, 5.0, size=(n_samples, 2)) * noise
+    y = np.clip(target(x + jitter), -1.0, 1.0)
+    order = rng.permutation(n_samples)
+    return x[order].astype(np.float32), y[order].reshape(-1, 1).astype(np.float32)
+
+
+def make_plane(
+    n_samples: int = 200, noise: float = 0.0, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A tilted plane: y = (x1 + x2) / 10, exactly linear without noise."""
+    return _regression(plane, n_samples, noise, seed)
+
+
+def make_multi_gaussian(
+    n_samples: int = 200, noise: float = 0.0, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Six Gaussian hills and valleys (GAUSSIAN_BUMPS) summed over the plane."""
+    return _regression(multi_gaussian, n_samples, noise, seed)
+
+
+SYNTHETIC_REGRESSION: dict[str, Maker] = {
+    "plane": make_plane,
+    "multi-gaussian": make_multi_gaussian,
 }

@@ -28,7 +28,17 @@ from nn_core.datasets.idx import encode_idx
 from nn_core.errors import DataError, SpecError
 
 SMS_COPY = SMS_SPAM
-BUILT_IN = {"xor", "circle", "gauss", "spiral", "mnist", "fashion-mnist", "sms-spam"}
+BUILT_IN = {
+    "xor",
+    "circle",
+    "gauss",
+    "spiral",
+    "plane",
+    "multi-gaussian",
+    "mnist",
+    "fashion-mnist",
+    "sms-spam",
+}
 
 
 def test_list_datasets_is_json_safe_and_complete(tmp_path: Path) -> None:
@@ -62,6 +72,20 @@ def test_synthetic_split_is_seeded(name: str) -> None:
     assert len(c.X_train) == len(c.X_test) == 25
     assert c.metadata["generator"] == {"n_samples": 50, "noise": 0.3, "seed": 4}
     json.dumps(c.metadata)
+
+
+@pytest.mark.parametrize("name", ["plane", "multi-gaussian"])
+def test_synthetic_regression_sets_are_listed_and_split_as_real_values(
+    name: str, tmp_path: Path
+) -> None:
+    info = {i.name: i for i in list_datasets(tmp_path)}[name]
+    assert (info.kind, info.n_features, info.classes, info.available) == ("regression", 2, (), True)
+    a = load_dataset(name, seed=3, noise=0.1)
+    assert a.X_train.shape == (800, 2) and a.y_train.shape == (800, 1)
+    assert a.y_test.shape == (200, 1) and a.y_test.dtype == np.float32
+    assert np.abs(a.y_train).max() <= 1.0
+    np.testing.assert_array_equal(load_dataset(name, seed=3, noise=0.1).y_test, a.y_test)
+    assert a.metadata["class_names"] == []
 
 
 def test_bad_requests_are_spec_errors() -> None:

@@ -1,4 +1,5 @@
-"""The Playground toy sets: shapes, dtypes, determinism, and the geometry that defines each."""
+"""The Playground toy sets: shapes, dtypes, determinism, and the geometry (or, for the
+regression sets, the function) that defines each."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import numpy as np
 import pytest
 
 from nn_core.datasets.synthetic import (
+    GAUSSIAN_BUMPS,
+    GAUSSIAN_WIDTH,
     SYNTHETIC,
+    SYNTHETIC_REGRESSION,
     make_circle,
     make_gauss,
+    make_multi_gaussian,
+    make_plane,
     make_spiral,
     make_xor,
 )
@@ -97,3 +103,71 @@ def test_bad_arguments_name_the_field(kwargs: dict[str, object], field: str) -> 
     with pytest.raises(SpecError) as info:
         make_xor(**kwargs)  # type: ignore[arg-type]
     assert info.value.field == field
+
+
+# ----------------------------------------------------------------------------- regression
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC_REGRESSION))
+def test_regression_shapes_dtypes_and_range(name: str) -> None:
+    x, y = SYNTHETIC_REGRESSION[name](301, 0.5, 0)
+    assert x.shape == (301, 2) and x.dtype == np.float32
+    assert y.shape == (301, 1) and y.dtype == np.float32
+    assert np.abs(x).max() <= 5.0  # the same square the classification sets use
+    assert np.isfinite(y).all()
+    assert -1.0 <= y.min() < -0.5 and 0.5 < y.max() <= 1.0  # the whole range is used
+    assert len(np.unique(y)) > 250  # real values, not a handful of classes
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC_REGRESSION))
+def test_regression_deterministic_per_seed_and_leaves_global_rng_alone(name: str) -> None:
+    before = np.random.get_state()[1].copy()  # noqa: NPY002 (checking it is untouched)
+    a = SYNTHETIC_REGRESSION[name](100, 0.1, 7)
+    b = SYNTHETIC_REGRESSION[name](100, 0.1, 7)
+    c = SYNTHETIC_REGRESSION[name](100, 0.1, 8)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+    np.testing.assert_array_equal(np.random.get_state()[1], before)  # noqa: NPY002
+
+
+def least_squares_residual(basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Coefficients of the best fit of y on the basis columns, and its largest residual."""
+    coef, *_ = np.linalg.lstsq(basis, y[:, 0].astype(np.float64), rcond=None)
+    return coef, float(np.abs(basis @ coef - y[:, 0]).max())
+
+
+def test_plane_is_exactly_linear_without_noise() -> None:
+    x, y = make_plane(500, 0.0, 1)
+    coef, residual = least_squares_residual(np.column_stack([x, np.ones(len(x))]), y)
+    assert residual < 1e-6
+    np.testing.assert_allclose(coef, [0.1, 0.1, 0.0], atol=1e-6)
+
+
+def test_plane_noise_leaves_it_roughly_linear() -> None:
+    x, y = make_plane(2000, 0.2, 1)
+    coef, residual = least_squares_residual(np.column_stack([x, np.ones(len(x))]), y)
+    np.testing.assert_allclose(coef[:2], [0.1, 0.1], atol=0.01)
+    assert 0.05 < residual <= 0.3  # each coordinate moved by up to 1 -> |dy| <= 0.2 (+clip)
+
+
+def test_multi_gaussian_is_the_sum_of_its_bumps() -> None:
+    x, y = make_multi_gaussian(4000, 0.0, 2)
+    d2 = ((x[:, None, :].astype(np.float64) - GAUSSIAN_BUMPS[None, :, :2]) ** 2).sum(axis=2)
+    basis = np.exp(-d2 / (2 * GAUSSIAN_WIDTH**2))
+    coef, residual = least_squares_residual(basis, y)
+    assert residual < 1e-5
+    np.testing.assert_allclose(coef, GAUSSIAN_BUMPS[:, 2], atol=1e-4)
+    # Near each centre the value is (almost) that bump's height: hills and valleys.
+    for cx, cy, height in GAUSSIAN_BUMPS:
+        near = np.hypot(x[:, 0] - cx, x[:, 1] - cy) < 0.3
+        assert near.any()
+        assert (np.sign(y[near, 0]) == height).all()
+        assert np.abs(y[near, 0]).min() > 0.9
+
+
+def test_multi_gaussian_noise_blurs_but_keeps_the_signs() -> None:
+    _, clean = make_multi_gaussian(2000, 0.0, 3)
+    _, noisy = make_multi_gaussian(2000, 0.1, 3)
+    assert not np.array_equal(clean, noisy)
+    assert np.corrcoef(clean[:, 0], noisy[:, 0])[0, 1] > 0.8

@@ -2,7 +2,9 @@
 // heatmap of its output over the input plane, links coloured by the weight's sign (blue
 // positive, orange negative) and thickened by its magnitude. The weights come from
 // GET /v1/jobs/{id}/network (the job's latest checkpoint); every neuron is evaluated here,
-// in the browser, on a small grid of the plane.
+// in the browser, on a small grid of the plane. A regression net's output neuron is painted
+// on the fixed scale of its targets (e.g. [-1, 1]) rather than its own largest value, so its
+// colours mean the same values as the data points'.
 
 export const FEATURES = {
   x1: (x, y) => x,
@@ -63,15 +65,19 @@ function evaluate(net, features, extent) {
   return columns;
 }
 
-function paint(canvas, values) {
-  const scale = Math.max(1e-9, ...values.map(Math.abs));
+// Orange (-scale) .. white (0) .. blue (+scale), as the TensorFlow Playground colours values.
+export function diverging(value, scale = 1) {
+  const t = Math.min(1, Math.abs(value) / Math.max(1e-9, scale));
+  const [r, g, b] = value >= 0 ? BLUE : ORANGE;
+  return [255 + (r - 255) * t, 255 + (g - 255) * t, 255 + (b - 255) * t];
+}
+
+// `scale` null: each neuron on its own largest magnitude (only its shape matters).
+function paint(canvas, values, scale = null) {
+  const top = scale ?? Math.max(1e-9, ...values.map(Math.abs));
   const ctx = canvas.getContext("2d");
   const image = ctx.createImageData(CELLS, CELLS);
-  values.forEach((v, k) => {
-    const t = Math.min(1, Math.abs(v) / scale);
-    const [r, g, b] = v >= 0 ? BLUE : ORANGE;
-    image.data.set([255 + (r - 255) * t, 255 + (g - 255) * t, 255 + (b - 255) * t, 255], k * 4);
-  });
+  values.forEach((v, k) => image.data.set([...diverging(v, top), 255], k * 4));
   ctx.putImageData(image, 0, 0);
 }
 
@@ -84,7 +90,8 @@ function neuronCanvas(kind, title) {
   return canvas;
 }
 
-// A network drawing inside `root`; update(net) redraws it for a checkpoint's weights.
+// A network drawing inside `root`; update(net) redraws it for a checkpoint's weights, and
+// update(net, { outputRange: [lo, hi] }) paints a regression output on its targets' range.
 export function networkView(root, { extent = 6 } = {}) {
   root.classList.add("nn-network");
   let shape = "";
@@ -163,7 +170,7 @@ export function networkView(root, { extent = 6 } = {}) {
   }
 
   return {
-    update(net) {
+    update(net, { outputRange = null } = {}) {
       const features = net.features || ["x1", "x2"].slice(0, net.input_dim);
       const key = JSON.stringify([features, net.layers.map((l) => l.units)]);
       if (key !== shape) {
@@ -171,7 +178,12 @@ export function networkView(root, { extent = 6 } = {}) {
         build(net, features);
       }
       const outputs = evaluate(net, features, extent);
-      outputs.forEach((column, c) => column.forEach((values, k) => paint(columns[c][k], values)));
+      const last = outputs.length - 1;
+      const fixed = outputRange ? Math.max(...outputRange.map(Math.abs)) : null;
+      outputs.forEach((column, c) =>
+        column.forEach((values, k) => paint(columns[c][k], values, c === last ? fixed : null)),
+      );
+      root.dataset.output = outputRange ? "regression" : "classification";
       drawLinks(net);
       root.dataset.epoch = String(net.epoch);
     },

@@ -4,14 +4,21 @@
 // as new checkpoints appear) and, once the job succeeds, with the registered model version.
 // The dots are a sample drawn here in the browser with the server's recipe for the dataset
 // (same distribution and noise, not the exact training rows, which the API does not expose).
+// The regression sets (plane, multi-gaussian) train one identity output unit on MSE; their
+// heatmap and dots are real values on a diverging scale over the targets' range, and the
+// result shown is the test loss rather than an accuracy.
 
 import { ApiError, api, duration, errorBox, esc, fmt, followJob } from "../api.js";
 import { sweepForm, startSweep } from "./sweep_form.js";
 import { trainingCharts } from "../chart.js";
 import { rangeTestButton } from "./lr_range.js";
-import { FEATURES, networkView } from "../network.js";
+import { FEATURES, diverging, networkView } from "../network.js";
 
 const EXTENT = 6;
+// The regression sets and the range of their targets (nn_core/datasets/synthetic.py).
+const REGRESSION = new Set(["plane", "multi-gaussian"]);
+const TARGET_RANGE = [-1, 1];
+const BUMPS = [[-4, 2.5, 1], [0, 2.5, -1], [4, 2.5, 1], [-4, -2.5, -1], [0, -2.5, 1], [4, -2.5, -1]];
 const GRID = 40;
 const GRID_POINTS = [];
 for (let j = 0; j < GRID; j++) {
@@ -80,11 +87,29 @@ const RECIPES = {
       ];
     });
   },
+  plane(n, noise, r) {
+    return regressionPoints(n, noise, r, (x, y) => (x + y) / 10);
+  },
+  "multi-gaussian"(n, noise, r) {
+    return regressionPoints(n, noise, r, (x, y) =>
+      BUMPS.reduce((sum, [cx, cy, h]) => sum + h * Math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 2), 0),
+    );
+  },
 };
+
+// Points uniform on [-5, 5]^2, valued at a point moved by the noise, clipped to the range.
+function regressionPoints(n, noise, r, target) {
+  return Array.from({ length: n }, () => {
+    const [x, y] = [r.uniform(-5, 5), r.uniform(-5, 5)];
+    const value = target(x + r.uniform(-5, 5) * noise, y + r.uniform(-5, 5) * noise);
+    return [x, y, Math.max(TARGET_RANGE[0], Math.min(TARGET_RANGE[1], value))];
+  });
+}
 
 // ------------------------------------------------------------------------------ drawing
 
-function drawBoundary(canvas, probabilities, points) {
+// `outputs`: per grid cell, P(class 1) of a classifier or the value of a regression.
+function drawBoundary(canvas, outputs, points, regression) {
   const size = canvas.clientWidth || 360;
   const ratio = window.devicePixelRatio || 1;
   canvas.width = size * ratio;
@@ -93,13 +118,20 @@ function drawBoundary(canvas, probabilities, points) {
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, size, size);
-  if (probabilities) {
+  const top = Math.max(...TARGET_RANGE.map(Math.abs));
+  if (outputs) {
     // One pixel per grid cell, scaled up with smoothing: a soft boundary without seams.
-    // Orange (class 0) .. white .. blue (class 1), as in the TensorFlow Playground.
+    // Orange (class 0, or -1) .. white .. blue (class 1, or +1), as in the TensorFlow
+    // Playground; lighter than the dots so they stand out.
     const small = document.createElement("canvas");
     small.width = small.height = GRID;
     const image = small.getContext("2d").createImageData(GRID, GRID);
-    probabilities.forEach((p, k) => {
+    outputs.forEach((p, k) => {
+      if (regression) {
+        const rgb = diverging(p, top).map((c) => 255 + (c - 255) * 0.75);
+        image.data.set([...rgb, 255], k * 4);
+        return;
+      }
       const t = 0.15 + 0.55 * Math.abs(p - 0.5) * 2;
       const [r, g, b] = p >= 0.5 ? [8, 119, 189] : [245, 147, 34];
       image.data.set([255 + (r - 255) * t, 255 + (g - 255) * t, 255 + (b - 255) * t, 255], k * 4);
@@ -112,15 +144,19 @@ function drawBoundary(canvas, probabilities, points) {
   for (const [x, y, label] of points) {
     ctx.beginPath();
     ctx.arc(scale(x), size - scale(y), 3, 0, 2 * Math.PI);
-    ctx.fillStyle = label ? "#0877bd" : "#f59322";
+    ctx.fillStyle = regression ? `rgb(${diverging(label, top).join(",")})` : label ? "#0877bd" : "#f59322";
     ctx.fill();
-    ctx.strokeStyle = "#fff";
+    ctx.strokeStyle = regression ? "rgba(0,0,0,0.35)" : "#fff"; // a value near 0 is white
     ctx.lineWidth = 1;
     ctx.stroke();
   }
+  canvas.dataset.mode = regression ? "regression" : "classification";
+  canvas.dataset.drawn = outputs ? "outputs" : "points";
 }
 
-function probabilityOfOne(predictions) {
+// What each grid cell's prediction is drawn from: P(class 1), or a regression's value.
+function outputsOf(predictions, regression) {
+  if (regression) return predictions.map((p) => p.values?.[0] ?? 0);
   return predictions.map((p) => p.probabilities?.["1"] ?? 0.5);
 }
 
@@ -130,8 +166,13 @@ const FORM = `
   <form id="pg-form" class="form-grid">
     <label for="pg-dataset">Dataset</label>
     <select id="pg-dataset" name="dataset">
-      <option value="xor">xor</option><option value="circle">circle</option>
-      <option value="gauss">gauss</option><option value="spiral" selected>spiral</option>
+      <optgroup label="Classification">
+        <option value="xor">xor</option><option value="circle">circle</option>
+        <option value="gauss">gauss</option><option value="spiral" selected>spiral</option>
+      </optgroup>
+      <optgroup label="Regression">
+        <option value="plane">plane</option><option value="multi-gaussian">multi-gaussian</option>
+      </optgroup>
     </select>
     <label for="pg-noise">Noise <span id="pg-noise-value" class="muted"></span></label>
     <input id="pg-noise" name="noise" type="range" min="0" max="0.5" step="0.05" value="0.1">
@@ -182,11 +223,16 @@ function specFrom(values) {
   // The chosen input features are a transform inside the model ("features" in nn_core), so
   // predictions and previews still take raw (x1, x2) points.
   const plain = values.features.join() === "x1,x2";
+  // A regression set: one real-valued output (identity) on mean squared error.
+  const regression = REGRESSION.has(values.dataset);
+  const output = regression
+    ? { type: "dense", units: 1, activation: "identity" }
+    : { type: "dense", units: 2, activation: "softmax" };
   return {
     input_dim: 2,
     ...(plain ? {} : { preprocess: [{ type: "features", columns: values.features }] }),
-    layers: [...hidden, { type: "dense", units: 2, activation: "softmax" }],
-    loss: "categorical_crossentropy",
+    layers: [...hidden, output],
+    loss: regression ? "mse" : "categorical_crossentropy",
     optimizer: { name: values.optimizer, lr: values.lr },
     training: { epochs: values.epochs, batch_size: values.batch, validation_split: 0.2, seed: 1 },
   };
@@ -204,6 +250,7 @@ export async function render(root) {
               <div id="pg-status" class="muted">Pick a dataset and a network, then Train.</div>
               <div class="row" style="margin:0.6rem 0"><div class="progress"><div id="pg-bar"></div></div></div>
               <div id="pg-epoch" class="muted"></div>
+              <div id="pg-test-loss" hidden>Test loss <strong id="pg-test-loss-value"></strong></div>
               <div id="pg-boundary-note" class="muted" style="margin-top:0.6rem"></div>
               <div id="pg-error"></div>
             </div>
@@ -216,7 +263,7 @@ export async function render(root) {
         </div>
         <div class="grid">
           <div class="card"><canvas class="chart" id="pg-loss"></canvas></div>
-          <div class="card"><canvas class="chart" id="pg-acc"></canvas></div>
+          <div class="card" id="pg-acc-card"><canvas class="chart" id="pg-acc"></canvas></div>
         </div>
       </div>
     </div>`;
@@ -226,7 +273,12 @@ export async function render(root) {
   const charts = trainingCharts($("#pg-loss"), $("#pg-acc"));
   const network = networkView($("#pg-network"), { extent: EXTENT });
   let points = [];
-  let probabilities = null;
+  let outputs = null;
+  let regression = false; // the chosen dataset's kind (the dots)
+  let jobRegression = false; // the running job's kind (its outputs)
+  // A job's outputs, read as its kind; none when the dataset picked since is of another kind.
+  const jobOutputs = (predictions) =>
+    jobRegression === regression ? outputsOf(predictions, jobRegression) : null;
   let controller = null;
   let jobId = null;
 
@@ -254,14 +306,17 @@ export async function render(root) {
     const v = values();
     $("#pg-noise-value").textContent = v.noise.toFixed(2);
     $("#pg-test-value").textContent = `${Math.round(v.testFraction * 100)}%`;
+    regression = REGRESSION.has(v.dataset);
     points = RECIPES[v.dataset](Math.min(v.samples, 400), v.noise, rng(7));
-    drawBoundary(canvas, probabilities, points);
+    drawBoundary(canvas, outputs, points, regression);
+    // Regression has no accuracy: its chart is hidden and the test loss is the result.
+    $("#pg-acc-card").style.display = regression ? "none" : "";
   }
 
   form.addEventListener("input", (event) => {
     if (event.target.name === "test") resample();
     if (["dataset", "noise", "samples"].includes(event.target.name)) {
-      probabilities = null;
+      outputs = null;
       resample();
     }
   });
@@ -276,11 +331,12 @@ export async function render(root) {
       const out = await api(`/v1/jobs/${id}/predict`, { method: "POST", body: { instances: GRID_POINTS } });
       if (id === jobId && out.epoch > previewEpoch) {
         previewEpoch = out.epoch;
-        probabilities = probabilityOfOne(out.predictions);
-        drawBoundary(canvas, probabilities, points);
-        $("#pg-boundary-note").textContent = `Boundary: checkpoint after epoch ${out.epoch}.`;
+        outputs = jobOutputs(out.predictions);
+        drawBoundary(canvas, outputs, points, regression);
+        const what = jobRegression ? "Output" : "Boundary";
+        $("#pg-boundary-note").textContent = `${what}: checkpoint after epoch ${out.epoch}.`;
         const net = await api(`/v1/jobs/${id}/network`);
-        if (id === jobId) network.update(net);
+        if (id === jobId) network.update(net, { outputRange: jobRegression ? TARGET_RANGE : null });
       }
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 409)) throw error;
@@ -295,9 +351,9 @@ export async function render(root) {
       method: "POST",
       body: { instances: GRID_POINTS, version: v.version },
     });
-    probabilities = probabilityOfOne(out.predictions);
-    drawBoundary(canvas, probabilities, points);
-    $("#pg-boundary-note").innerHTML = `Boundary: final model
+    outputs = jobOutputs(out.predictions);
+    drawBoundary(canvas, outputs, points, regression);
+    $("#pg-boundary-note").innerHTML = `${jobRegression ? "Output" : "Boundary"}: final model
       <a href="#/models/${encodeURIComponent(v.model_name)}">${esc(v.model_name)} v${v.version}</a>.`;
   }
 
@@ -315,10 +371,12 @@ export async function render(root) {
     charts.loss.clear();
     charts.accuracy.clear();
     network.clear();
-    probabilities = null;
+    outputs = null;
     previewEpoch = 0;
     resample();
+    jobRegression = regression;
     $("#pg-error").innerHTML = "";
+    $("#pg-test-loss").hidden = true;
     $("#pg-boundary-note").textContent = "";
     if (!v.features.length) {
       $("#pg-error").innerHTML = errorBox("Pick at least one input feature.");
@@ -363,7 +421,13 @@ export async function render(root) {
       if (final.status === "succeeded") {
         await finalBoundary(final);
         const m = final.metrics || {};
-        $("#pg-epoch").textContent += ` · loss ${fmt(m.loss)} · val_accuracy ${fmt(m.val_accuracy, 3)}`;
+        if (jobRegression) {
+          $("#pg-epoch").textContent += ` · loss ${fmt(m.loss)} · val_loss ${fmt(m.val_loss)}`;
+          $("#pg-test-loss-value").textContent = fmt(final.test_metrics?.loss);
+          $("#pg-test-loss").hidden = false;
+        } else {
+          $("#pg-epoch").textContent += ` · loss ${fmt(m.loss)} · val_accuracy ${fmt(m.val_accuracy, 3)}`;
+        }
       } else if (final.failure_reason) {
         $("#pg-error").innerHTML = errorBox(`Failed: ${final.failure_reason}`);
       }

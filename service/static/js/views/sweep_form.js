@@ -69,7 +69,7 @@ export function startSweep(root, current) {
   form.addEventListener("input", (event) => edited.add(event.target.name));
 
   function defaults() {
-    const { values } = current();
+    const { values, spec } = current();
     const set = (name, value) => {
       if (!edited.has(name)) f[name].value = value;
     };
@@ -77,6 +77,8 @@ export function startSweep(root, current) {
     set("lr_low", +(values.lr / 10).toPrecision(3));
     set("lr_high", +Math.min(values.lr * 10, 1).toPrecision(3));
     set("epochs", values.epochs);
+    // A regression (MSE) has no accuracy to maximize: its trials are judged by val_loss.
+    set("objective", spec.loss === "mse" ? "val_loss" : "val_accuracy");
     const hasHidden = values.layers > 0;
     f.units_on.disabled = !hasHidden;
     f.units_low.disabled = f.units_high.disabled = !hasHidden || !f.units_on.checked;
