@@ -8,10 +8,13 @@ the engines take turns, every measurement is repeated, medians are reported, and
 taken within this run, because the machine is shared and noisy.
 
     python benchmarks/engine.py [--repeats 3] [--sklearn-rows 10000]
+    python benchmarks/engine.py --inference [--repeats 9]
     python benchmarks/engine.py --diagnostics-overhead [--epochs 7]
 
-The second form prints what per-layer diagnostics (nn_core/diagnostics.py, one record per
-epoch on a 256-row sample) add to an epoch of this network (target: at most 5%).
+The second form times only predict latency (same network, PyTorch given a copy of nn_core's
+float32 weights, torch.inference_mode); the third prints what per-layer diagnostics
+(nn_core/diagnostics.py, one record per epoch on a 256-row sample) add to an epoch of this
+network (target: at most 5%).
 
 PyTorch: `pip install torch==2.13.0`; scikit-learn: `pip install -e '.[bench]'`. Both optional.
 """
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from nn_core.callbacks import Callback
 from nn_core.diagnostics import Diagnostics
 from nn_core.spec import build_model
 from nn_core.training import Trainer
@@ -190,24 +194,47 @@ def torch_net() -> Any:
     )
 
 
+def trained_model(x: np.ndarray, y: np.ndarray) -> Any:
+    """The served network: nn_core's model after one epoch on 2,048 rows (deterministic, so
+    every worker process gets the same weights)."""
+    trainer = Trainer(build_model(spec("sgd", 128)))
+    trainer.fit(x[:2048], y[:2048], epochs=1)
+    return trainer.model
+
+
+def torch_copy(model: Any) -> Any:
+    """PyTorch's copy of `model`: same layers, same float32 weights (Linear stores W^T)."""
+    import torch
+
+    net = torch_net().eval()
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for linear, layer in zip(linears, model.layers, strict=True):
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.params["W"].T)))
+            linear.bias.copy_(torch.from_numpy(layer.params["b"]))
+    return net
+
+
 def latency(engine: str, batch: int, x: np.ndarray, y: np.ndarray) -> float:
     """Median seconds per predict call (class probabilities) for `batch` rows."""
     rows = x[:batch]
     calls = 2000 if batch == 1 else 300
     if engine == "nn_core":
-        trainer = Trainer(build_model(spec("sgd", 128)))
-        trainer.fit(x[:2048], y[:2048], epochs=1)
-        return median_latency(lambda: trainer.model.predict(rows), calls)
+        model = trained_model(x, y)
+        return median_latency(lambda: model.predict(rows), calls)
     if engine == "pytorch":
         import torch
 
-        net = torch_net().eval()
+        model = trained_model(x, y)
+        net = torch_copy(model)
         t_rows = torch.from_numpy(rows)
 
         def predict() -> Any:
             with torch.inference_mode():
                 return torch.softmax(net(t_rows), dim=1).numpy()
 
+        # Same network, same weights, same float32: the outputs agree (else the race is void).
+        np.testing.assert_allclose(predict(), model.predict(rows), rtol=1e-4, atol=1e-6)
         return median_latency(predict, calls)
     from sklearn.neural_network import MLPClassifier
 
@@ -259,7 +286,9 @@ def measure(args: argparse.Namespace, engine: str, task: str, optimizer: str, ba
         "--sklearn-rows",
         str(args.sklearn_rows),
     ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # NumPy's OpenBLAS gets the thread count PyTorch gets from torch.set_num_threads.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": str(args.threads)}
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return float(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -277,7 +306,7 @@ def diagnostics_overhead(epochs: int) -> None:
     trainer = Trainer(build_model(spec("adam", 128)))
     trainer.fit(x[:2048], y[:2048], epochs=1)  # warm up, fit preprocessing/labels
     records: list[dict[str, Any]] = []
-    with_cb = [Diagnostics(lambda _trainer, record: records.append(record))]
+    with_cb: list[Callback[Any]] = [Diagnostics(lambda _trainer, record: records.append(record))]
     times: dict[str, list[float]] = {"without": [], "with": []}
     for _ in range(epochs):
         for name, callbacks in (("without", []), ("with", with_cb)):
@@ -292,6 +321,36 @@ def diagnostics_overhead(epochs: int) -> None:
     )
 
 
+def inference_latency(args: argparse.Namespace, engines: list[str]) -> None:
+    """Predict latency per call at batch 1 and 256, one process per measurement, engines
+    taking turns (order reversed every other round, so drift hits all alike). Each round's
+    ratios come from its own measurements; the median over rounds is the figure."""
+    print(
+        f"inference latency per call (same network and float32 weights in every engine), "
+        f"median of {args.repeats} rounds (ratio = other / nn_core; > 1 means nn_core is faster)"
+    )
+    for batch in (1, 256):
+        lat: dict[str, list[float]] = {e: [] for e in engines}
+        ratios: dict[str, list[float]] = {e: [] for e in engines if e != "nn_core"}
+        for round_ in range(args.repeats):
+            order = engines if round_ % 2 == 0 else engines[::-1]
+            got = {e: measure(args, e, "latency", "sgd", batch) for e in order}
+            for engine, seconds in got.items():
+                lat[engine].append(seconds)
+                if engine != "nn_core":
+                    ratios[engine].append(seconds / got["nn_core"])
+            rounds = ", ".join(f"{e} {got[e] * 1e6:.1f} us" for e in engines)
+            print(f"    batch {batch:>3} round {round_ + 1}: {rounds}", flush=True)
+        med = {k: statistics.median(v) for k, v in lat.items()}
+        parts = [f"nn_core {med['nn_core'] * 1e6:8.1f} us"]
+        parts += [
+            f"{k} {med[k] * 1e6:8.1f} us (x{statistics.median(ratios[k]):.2f}, "
+            f"rounds {min(ratios[k]):.2f}-{max(ratios[k]):.2f})"
+            for k in ratios
+        ]
+        print(f"  batch {batch:>3}: " + ", ".join(parts), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="subprocesses per measurement")
@@ -300,6 +359,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--diagnostics-overhead", action="store_true", help="time diagnostics' cost per epoch"
+    )
+    parser.add_argument(
+        "--inference", action="store_true", help="time only predict latency (batch 1 and 256)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
@@ -322,6 +384,9 @@ def main() -> None:
         f"torch {versions['pytorch'] or 'not installed'}, "
         f"scikit-learn {versions['scikit-learn'] or 'not installed'}"
     )
+    if args.inference:
+        inference_latency(args, engines)
+        return
     print(
         f"training samples/s, median of {args.repeats} runs "
         "(ratio = nn_core / other; > 1 means nn_core is faster; floor = the step's matrix "
@@ -346,19 +411,7 @@ def main() -> None:
                 parts.append(f"floor {rate['floor']:9,.0f} ({rate['nn_core'] / rate['floor']:.0%})")
             print(f"  {optimizer:<4} batch {batch:>3}: " + ", ".join(parts), flush=True)
 
-    print(
-        "inference latency per call, median (ratio = other / nn_core; > 1 means nn_core is faster)"
-    )
-    for batch in (1, 256):
-        lat: dict[str, list[float]] = {e: [] for e in engines}
-        for _ in range(args.repeats):
-            for engine in engines:
-                lat[engine].append(measure(args, engine, "latency", "sgd", batch))
-        med = {k: statistics.median(v) for k, v in lat.items()}
-        line = ", ".join(
-            f"{k} {v * 1e6:8.1f} us (x{v / med['nn_core']:.2f})" for k, v in med.items()
-        )
-        print(f"  batch {batch:>3}: {line}", flush=True)
+    inference_latency(args, engines)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ Conventions: `forward` returns a fresh array or one it owns (never the caller's 
 in place, because the previous layer may still need it for its backward pass); `backward` may
 overwrite the incoming gradient, and writes parameter gradients into the bound views with `=`
 semantics (no accumulation across calls).
+
+`infer` is the inference-only forward that serving uses (`Model.predict`): evaluation mode,
+nothing kept for a backward pass, and the input overwritten in place when `owned` says the
+model allocated it during this pass (never the caller's array). Its results equal
+`forward(x, training=False)`: the same operations in the same order, minus the copies.
 """
 
 from __future__ import annotations
@@ -85,6 +90,11 @@ class Layer(Configurable):
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         raise NotImplementedError
+
+    def infer(self, x: np.ndarray, owned: bool) -> np.ndarray:
+        """Evaluation-mode output for serving; `owned`: x may be overwritten. Layers override
+        it to skip the caches and copies `forward` keeps for backward; this default is exact."""
+        return self.forward(x, False, None)
 
     def penalty(self) -> float:
         return sum(
@@ -220,6 +230,13 @@ class Dense(Layer):
         self._a = a
         return self.dropout.apply(a, training, rng)
 
+    def infer(self, x: np.ndarray, owned: bool) -> np.ndarray:
+        """f(XW + b) in the product's own buffer: no pre-activation copy, no dropout."""
+        z = np.matmul(x, self.params["W"])
+        if self.use_bias:
+            z += self.params["b"]
+        return self.activation.forward(z)
+
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         assert self._x is not None and self._a is not None
         grad = self.dropout.backward(grad)
@@ -293,6 +310,12 @@ class Maxout(Layer):
         a = np.take_along_axis(z3, idx, axis=2)[..., 0]
         return self.dropout.apply(a, training, rng)
 
+    def infer(self, x: np.ndarray, owned: bool) -> np.ndarray:
+        """The max over pieces directly: backward's argmax is not needed to serve."""
+        z = np.matmul(x, self.params["W"])
+        z += self.params["b"]
+        return z.reshape(len(x), self.units, self.pieces).max(axis=2)
+
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         assert self._x is not None and self._idx is not None
         grad = self.dropout.backward(grad)
@@ -345,6 +368,11 @@ class ActivationLayer(Layer):
         self._a = self.activation.forward(x if self.activation.uses_input else x.copy())
         return self._a
 
+    def infer(self, x: np.ndarray, owned: bool) -> np.ndarray:
+        """In place over an owned input (activations that need their input never overwrite)."""
+        keep = owned or self.activation.uses_input
+        return self.activation.forward(x if keep else x.copy())
+
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         assert self._a is not None
         return self.activation.backward(grad, self._z, self._a)
@@ -366,6 +394,10 @@ class Dropout(Layer):
     def forward(self, x: np.ndarray, training: bool, rng: np.random.Generator | None) -> np.ndarray:
         out = self.dropout.apply(x, training, rng)
         return out if out is not x else x.copy()
+
+    def infer(self, x: np.ndarray, owned: bool) -> np.ndarray:
+        """Inverted dropout is the identity in evaluation: the input itself, not a copy."""
+        return x
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         return self.dropout.backward(grad)
@@ -431,6 +463,14 @@ class BatchNorm(Layer):
         inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)
         self._xhat, self._inv_std, self._eval_x = None, inv_std, x
         return (x - self.buffers["running_mean"]) * (inv_std * gamma) + beta
+
+    def infer(self, x: np.ndarray, owned: bool) -> np.ndarray:
+        """Evaluation mode's formula, operation for operation, in one buffer (in x if owned)."""
+        inv_std = 1.0 / np.sqrt(self.buffers["running_var"] + self.eps)
+        out = np.subtract(x, self.buffers["running_mean"], out=x if owned else None)
+        out *= inv_std * self.params["gamma"]
+        out += self.params["beta"]
+        return out
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         if self._xhat is None:

@@ -170,6 +170,17 @@ class Model:
             x = layer.forward(x, training, rng)
         return x
 
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """`forward(x)` in evaluation mode for serving: nothing is kept for a backward pass
+        (explanations call `forward`), and each layer works in place on the buffers this pass
+        allocated. Returns an array the caller owns, never `x` itself."""
+        owned = False
+        for layer in self.layers:
+            out = layer.infer(x, owned)
+            owned = owned or out is not x
+            x = out
+        return x if owned else x.copy()
+
     def backward(self, grad: np.ndarray) -> None:
         """Fill `self.grads` from dL/d(output), including regularisation penalties."""
         last = len(self.layers) - 1
@@ -266,12 +277,13 @@ class Model:
         sigmoid unit), scores for hinge, values for regression."""
         data = self.encode_inputs(x, field)
         outs = [
-            self.head.predictions(self.forward(data[i : i + PREDICT_BATCH]))
+            self.head.predictions(self.infer(data[i : i + PREDICT_BATCH]))
             for i in range(0, len(data), PREDICT_BATCH)
         ]
         if not outs:
             return np.zeros((0, self.output_dim), dtype=self.dtype)
-        return np.concatenate(outs)
+        # One chunk (every request of up to PREDICT_BATCH rows) is already a fresh array.
+        return outs[0] if len(outs) == 1 else np.concatenate(outs)
 
     @property
     def classes(self) -> list[Any]:
