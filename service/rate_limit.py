@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.auth import Principal, PrincipalDep
+from service.auth import ApiKeyHeaderDep, BearerDep, Principal, current_principal
 from service.errors import RateLimited
 
 #: Forget buckets idle long enough to be full again, once this many keys are tracked.
@@ -63,9 +63,15 @@ async def get_limiter(request: Request) -> TokenBucketLimiter:
 LimiterDep = Annotated[TokenBucketLimiter, Depends(get_limiter)]
 
 
-async def limit_predictions(principal: PrincipalDep, limiter: LimiterDep) -> Principal:
-    """FastAPI dependency for prediction routes: the caller, or 429 with Retry-After."""
-    charge(limiter, principal, 1)
+async def limit_predictions(
+    request: Request, bearer: BearerDep, api_key: ApiKeyHeaderDep
+) -> Principal:
+    """FastAPI dependency for prediction routes: the caller, or 429 with Retry-After.
+
+    It authenticates itself (current_principal's work) with the limiter from app.state:
+    prediction routes are the hot path, and every dependency FastAPI solves costs time."""
+    principal = await current_principal(request, bearer, api_key)
+    charge(request.app.state.predict_limiter, principal, 1)
     return principal
 
 
