@@ -173,6 +173,14 @@ class ProgressView:
 
 def outcome(job: dict[str, Any], view: ProgressView) -> int:
     status = job.get("status")
+    if status == "succeeded" and job.get("kind") == "batch_predict":
+        batch = job.get("batch") or {}
+        view.message(
+            f"batch prediction {job['id']} succeeded: {batch.get('rows')} rows by "
+            f"{job.get('model_name')} version {batch.get('version')}; "
+            f"download {batch.get('result')}"
+        )
+        return EXIT_SUCCEEDED
     if status == "succeeded":
         version = job.get("model_version") or {}
         view.message(

@@ -17,7 +17,7 @@ from service.config import Settings
 from service.datasets_store import TASK_TEXT, find_upload, is_catalog_name, not_found, split_sizes
 from service.db import Database
 from service.errors import NotFound, invalid
-from service.jobs import batch_predict, views
+from service.jobs import batch_predict, batch_retention, views
 from service.jobs.submit import check_job_limit
 from service.models import Dataset, JobStatus, ModelVersion, TrainingJob
 from service.registry import reads
@@ -28,7 +28,7 @@ from service.schemas.batch_predictions import (
     BatchProgress,
 )
 
-PATH = "/v1/batch-predictions"
+PATH = views.BATCH_PATH
 
 
 def batch_not_found(batch_id: str) -> NotFound:
@@ -107,7 +107,7 @@ def owned_batch(session: Session, owner: str, batch_id: str) -> TrainingJob:
     return job
 
 
-def to_response(job: TrainingJob) -> BatchPredictionResponse:
+def to_response(job: TrainingJob, settings: Settings) -> BatchPredictionResponse:
     opts = batch_predict.options(job)
     result = batch_predict.stored_result(job) if job.status == JobStatus.SUCCEEDED else None
     url = f"{PATH}/{job.id}"
@@ -129,6 +129,8 @@ def to_response(job: TrainingJob) -> BatchPredictionResponse:
         failure_reason=job.failure_reason,
         created_at=job.created_at,
         finished_at=job.finished_at,
+        expires_at=batch_retention.expires_at(settings, job),
+        expired=batch_retention.is_expired(settings, job),
         links=BatchLinks.model_validate(
             {
                 "self": url,
@@ -140,6 +142,8 @@ def to_response(job: TrainingJob) -> BatchPredictionResponse:
     )
 
 
-def batch_view(database: Database, owner: str, batch_id: str) -> BatchPredictionResponse:
+def batch_view(
+    database: Database, settings: Settings, owner: str, batch_id: str
+) -> BatchPredictionResponse:
     with database.session() as session:
-        return to_response(owned_batch(session, owner, batch_id))
+        return to_response(owned_batch(session, owner, batch_id), settings)

@@ -12,6 +12,8 @@ worker thread, so no database call or process call ever blocks the event loop:
 - claim: queued jobs up to max_concurrent_jobs, each started as
   `python -m service.jobs.child` (a fresh interpreter: nothing inherited from this process).
 - webhooks: due outbox deliveries are posted in a background thread (service/webhooks/).
+- batch results: expired result files are removed, at most every NNS_BATCH_CLEANUP_SECONDS
+  (service/jobs/batch_retention.py; one directory listing when there are none).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import timedelta
 from service.config import Settings
 from service.db import Database
 from service.jobs import store
+from service.jobs.batch_retention import RetentionPass
 from service.jobs.processes import ProcessSupervisor
 from service.jobs.retry import log_step_failure
 from service.jobs.runner import Wakeup
@@ -54,6 +57,7 @@ class EmbeddedRunner:
         self._task: asyncio.Task[None] | None = None
         self._wake = Wakeup()
         self.webhooks = DeliveryPump(database, settings, self.runner_id)
+        self.retention = RetentionPass(database, settings)
 
     # ------------------------------------------------------------------ JobRunner
 
@@ -101,6 +105,7 @@ class EmbeddedRunner:
             advance_active(self.database, self.settings)
             self._claim()
             self.webhooks.kick()  # in its own thread: a slow receiver never delays claims
+            self.retention.maybe_run()
 
     # ------------------------------------------------------------------ steps
 

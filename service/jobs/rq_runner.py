@@ -4,7 +4,8 @@ On start and on every notify() (a submit or a cancel) it sweeps (service/jobs/rq
 every queued job without a waiting message gets one. It also sweeps every half lease, so
 jobs stay runnable after Redis lost its data even while every worker is busy. A Redis
 outage never fails a submit: the job is queued in the database and a later sweep (here or
-in any worker) enqueues it.
+in any worker) enqueues it. The same loop runs the batch-result cleanup pass
+(service/jobs/batch_retention.py): the API shares NNS_DATA_DIR with the workers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 from service.config import Settings
 from service.db import Database
 from service.jobs import rq_queue
+from service.jobs.batch_retention import RetentionPass
 from service.jobs.runner import Wakeup
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ class RQRunner:
         self.queue = rq_queue.training_queue(settings, self.connection)
         self._task: asyncio.Task[None] | None = None
         self._wake = Wakeup()
+        self.retention = RetentionPass(database, settings)
 
     async def start(self) -> None:
         self._wake.bind()
@@ -55,6 +58,7 @@ class RQRunner:
             await asyncio.to_thread(self._sweep)
 
     def _sweep(self) -> None:
+        self.retention.maybe_run()
         try:
             result = rq_queue.sweep(self.database, self.queue, self.settings)
         except Exception as exc:  # Redis or the database away: the next sweep catches up

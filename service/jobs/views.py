@@ -14,11 +14,14 @@ from sqlalchemy.orm import Session
 
 from service.db import Database
 from service.errors import NotFound
+from service.jobs import batch_predict
 from service.jobs.lr_range import is_range_test, stored_result
 from service.models import JobStatus, MetricPoint, Model, ModelVersion, SweepTrial, TrainingJob
 from service.schemas.diagnostics import TrainingWarning
 from service.schemas.jobs import (
     EpochMetrics,
+    JobBatchReport,
+    JobKind,
     JobLinks,
     JobResponse,
     LRRangeReport,
@@ -28,6 +31,7 @@ from service.schemas.jobs import (
 )
 
 JOBS_PATH = "/v1/jobs"
+BATCH_PATH = "/v1/batch-predictions"
 
 
 def job_not_found(job_id: str) -> NotFound:
@@ -83,14 +87,38 @@ def percent(epoch: int, total: int, status: str) -> float:
     return round(min(100.0, 100.0 * epoch / total), 2)
 
 
+def job_kind(job: TrainingJob) -> JobKind:
+    """The kind every job view reports, from the `kind` stored in the job's hyperparameters."""
+    if is_range_test(job):
+        return "lr_range_test"
+    if batch_predict.is_batch_predict(job):
+        return "batch_predict"
+    return "train"
+
+
+def batch_report(job: TrainingJob) -> JobBatchReport:
+    """A batch_predict job's batch as the job views show it (the full view is at `url`)."""
+    opts = batch_predict.options(job)
+    result = batch_predict.stored_result(job) if job.status == JobStatus.SUCCEEDED else None
+    url = f"{BATCH_PATH}/{job.id}"
+    return JobBatchReport(
+        version=int(opts.get("version", 0)),
+        split=str(opts.get("split", "all")),
+        format=str(opts.get("format", "csv")),
+        rows=result.get("rows") if result else None,
+        url=url,
+        result=f"{url}/result",
+    )
+
+
 def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
     base = f"{JOBS_PATH}/{job.id}"
-    range_test = is_range_test(job)
+    kind = job_kind(job)
     lr_range = stored_result(job)
     return JobResponse(
         id=job.id,
         status=job.status,
-        kind="lr_range_test" if range_test else "train",
+        kind=kind,
         model_name=job.model_name,
         dataset=job.dataset_name,
         dataset_id=job.dataset_id,
@@ -104,7 +132,8 @@ def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
             total_epochs=job.total_epochs,
             percent=percent(job.epoch, job.total_epochs, job.status),
         ),
-        metrics=None if range_test else job.metrics,  # a range test's are its lr_range
+        # A range test's metrics are its lr_range, a batch's its `batch`.
+        metrics=None if kind != "train" else job.metrics,
         eta_seconds=job.eta_seconds,
         failure_reason=job.failure_reason,
         warnings=warnings_of(job.warnings),
@@ -113,6 +142,7 @@ def to_response(job: TrainingJob, registered: Registered | None) -> JobResponse:
         model_version=registered.version if registered else None,
         test_metrics=registered.test_metrics if registered else None,
         lr_range=LRRangeReport.model_validate(lr_range) if lr_range else None,
+        batch=batch_report(job) if kind == "batch_predict" else None,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

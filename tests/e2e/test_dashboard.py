@@ -92,6 +92,18 @@ def test_jobs_list_and_live_job_page(page: Any, server: Server) -> None:
     page.locator(f"tr[data-id='{job['id']}'] .badge.succeeded").wait_for()
     screenshot(page, "jobs")
 
+    # A batch prediction with that version is listed as a batch, with its result to download.
+    with server.client() as http:
+        batch = http.post("/v1/batch-predictions", json={"model": "xor-live", "dataset": "xor"})
+        assert batch.status_code == 202, batch.text
+    batch_row = page.locator(f"tr[data-id='{batch.json()['id']}'][data-kind='batch_predict']")
+    batch_row.locator(".badge.kind-batch_predict").wait_for()
+    link = batch_row.locator("a.batch-download")
+    link.wait_for(timeout=60_000)  # the list refreshes while the batch runs
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename.endswith(".csv")
+
 
 def test_cancel_and_failure_reason(page: Any, server: Server) -> None:
     job = submit(server, "xor-cancel", xor_spec(epochs=200, batch_size=1, lr=0.01))

@@ -1,11 +1,13 @@
 // One job: status, progress bar with ETA, cancel, failure reason, and live loss/accuracy
 // curves. The stored history is loaded first, then the SSE stream continues from its last
 // epoch (Last-Event-ID), so no epoch is missed or drawn twice. Below them: the training
-// warnings and the per-layer diagnostics (views/diagnostics.js), live as well.
+// warnings and the per-layer diagnostics (views/diagnostics.js), live as well. A batch
+// prediction's page counts rows instead of epochs and links to its result file.
 
 import { api, duration, errorBox, esc, fmt, followJob, jobHistory, when } from "../api.js";
 import { trainingCharts } from "../chart.js";
 import { diagnosticsPanel } from "./diagnostics.js";
+import { batchSummary, kindBadge, onDownloadClick } from "./batch.js";
 import { jobRangeTest } from "./lr_range.js";
 
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
@@ -18,6 +20,7 @@ export async function render(root, jobId) {
       <div class="row">
         <h1 style="margin:0">Job <code>${esc(job.id)}</code></h1>
         <span id="job-status" class="badge"></span>
+        ${kindBadge(job)}
         <span style="flex:1"></span>
         <button id="job-find-lr" title="Run a learning-rate range test of this spec">Find a learning rate</button>
         <button id="job-cancel" class="danger">Cancel</button>
@@ -45,6 +48,9 @@ export async function render(root, jobId) {
   const cancel = root.querySelector("#job-cancel");
   jobRangeTest(root.querySelector("#job-find-lr"), root.querySelector("#job-lr-range"), job);
   const diag = diagnosticsPanel(root.querySelector("#job-diagnostics"));
+  const isBatch = job.kind === "batch_predict";
+  root.querySelector("#job-find-lr").hidden = isBatch;
+  root.querySelector("#job-outcome").addEventListener("click", onDownloadClick);
 
   function show(state) {
     const status = root.querySelector("#job-status");
@@ -55,8 +61,8 @@ export async function render(root, jobId) {
     const eta = ACTIVE.has(state.status) && state.eta_seconds != null
       ? ` · about ${duration(state.eta_seconds)} left` : "";
     root.querySelector("#job-progress").textContent =
-      `epoch ${epoch} / ${total} (${percent.toFixed(0)}%)${eta}`;
-    const m = state.metrics;
+      `${isBatch ? "rows" : "epoch"} ${epoch} / ${total} (${percent.toFixed(0)}%)${eta}`;
+    const m = isBatch ? null : state.metrics; // a batch's progress is its row count
     root.querySelector("#job-latest").textContent = m
       ? `latest: loss ${fmt(m.loss)} · accuracy ${fmt(m.accuracy, 3)} · val_loss ${fmt(m.val_loss)}`
         + ` · val_accuracy ${fmt(m.val_accuracy, 3)}` : "";
@@ -65,6 +71,9 @@ export async function render(root, jobId) {
     const outcome = root.querySelector("#job-outcome");
     if (state.failure_reason) {
       outcome.innerHTML = `<div class="error"><b>Failed:</b> ${esc(state.failure_reason)}</div>`;
+    } else if (isBatch && state.status === "succeeded") {
+      outcome.innerHTML = `<div class="notice">Predicted with ${batchSummary(state)}
+        · finished ${when(state.finished_at)}</div>`;
     } else if (state.model_version) {
       const v = state.model_version;
       outcome.innerHTML = `<div class="notice">Registered

@@ -1,19 +1,23 @@
 // Jobs: the caller's training jobs, newest first, refreshed while any is still active.
-// Tick two or more to compare them (views/compare.js).
+// Tick two or more to compare them (views/compare.js). Batch predictions and learning-rate
+// range tests are jobs too: they carry a kind badge, and a batch links to its result file.
 
 import { api, duration, esc, fmt, when } from "../api.js";
+import { batchSummary, kindBadge, onDownloadClick } from "./batch.js";
 
 const ACTIVE = new Set(["queued", "running", "cancelling"]);
 
 function rowHtml(job, selected) {
   const acc = job.metrics?.val_accuracy ?? job.metrics?.accuracy;
-  const progress = `${job.progress.epoch}/${job.progress.total_epochs}`;
-  return `<tr class="clickable" data-id="${esc(job.id)}">
+  const batch = job.kind === "batch_predict";
+  const progress = `${job.progress.epoch}/${job.progress.total_epochs}${batch ? " rows" : ""}`;
+  const model = batch ? batchSummary(job) : `${kindBadge(job)} ${esc(job.model_name)}`;
+  return `<tr class="clickable" data-id="${esc(job.id)}" data-kind="${esc(job.kind)}">
     <td class="pick"><input type="checkbox" class="job-pick" value="${esc(job.id)}"
       aria-label="Select ${esc(job.id)} to compare" ${selected.has(job.id) ? "checked" : ""}></td>
     <td><a href="#/jobs/${encodeURIComponent(job.id)}">${esc(job.id)}</a></td>
     <td><span class="badge ${esc(job.status)}">${esc(job.status)}</span></td>
-    <td>${esc(job.model_name)}</td>
+    <td class="job-model">${model}</td>
     <td>${esc(job.dataset)}</td>
     <td><div class="row"><div class="progress"><div style="width:${job.progress.percent}%"></div></div>
       <span class="muted">${progress}</span></div></td>
@@ -48,6 +52,7 @@ export async function render(root) {
     updateCompare();
   });
   body.addEventListener("click", (event) => {
+    if (onDownloadClick(event)) return;
     const row = event.target.closest("tr[data-id]");
     if (event.target.closest("td.pick")) {
       const box = row?.querySelector(".job-pick");
