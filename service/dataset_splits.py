@@ -14,17 +14,23 @@ from typing import Any
 
 import numpy as np
 
-from service.datasets_store import TASK_TEXT, decode_arrays, upload_split
+from service.datasets_store import TASK_TEXT, upload_split
 from service.models import Dataset
+
+#: An upload's stored arrays as `datasets_store.upload_arrays` gives them: X, y, meta.
+Arrays = tuple[np.ndarray, np.ndarray, dict[str, Any]]
 
 #: Rows per chunk of the streamed answer.
 CHUNK_ROWS = 2000
 
 
-def split_csv(upload: Dataset, part: str, test_fraction: float | None) -> Iterator[str]:
-    """The CSV text of the `part` ("train" or "test") split, in chunks."""
-    assert upload.data is not None
-    x, y, meta = decode_arrays(upload.data)
+def split_csv(
+    upload: Dataset, arrays: Arrays, part: str, test_fraction: float | None
+) -> Iterator[str]:
+    """The CSV text of the `part` ("train" or "test") split, in chunks. The arrays are read
+    (and checked) by the caller before the answer starts, so a damaged file is a clear error
+    instead of a cut-off download."""
+    x, y, meta = arrays
     train, test = upload_split(upload, y, test_fraction)
     rows = train if part == "train" else test
     first_row = len(y) - upload.n_test_rows if part == "test" and upload.n_test_rows else 0

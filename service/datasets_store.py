@@ -1,8 +1,9 @@
 """Datasets as the rest of the service sees them: built-in catalog names and stored uploads.
 
-An upload is parsed once (service/dataset_files.py) and stored as one normalized npz blob in
-`Dataset.data`: `X` (numeric, or unicode texts), `y` (int64, float64 or unicode; never object)
-and `__meta__` (UTF-8 JSON). Training reads it back with `load_training_data`, which is the one
+An upload is parsed once (service/dataset_files.py) and stored as one normalized npz blob (a
+file in the blob store, or `Dataset.data` for older rows: service/dataset_blobs.py): `X`
+(numeric, or unicode texts), `y` (int64, float64 or unicode; never object) and `__meta__`
+(UTF-8 JSON). Training reads it back with `load_training_data`, which is the one
 entry point the job runner uses for both kinds of dataset, so a job never cares where data
 came from. Another owner's upload is reported exactly like a missing one (404).
 """
@@ -23,7 +24,9 @@ from sqlalchemy.orm import Session, undefer
 from nn_core.datasets.catalog import CATALOG, DatasetInfo, load_dataset, stratified_split
 from nn_core.datasets.download import DatasetUnavailable
 from nn_core.errors import DataError, SpecError
+from service import dataset_blobs
 from service.config import Settings
+from service.dataset_blobs import DatasetCorrupt
 from service.errors import NotFound, ServiceError, Unprocessable, invalid
 from service.models import Dataset, DatasetSource
 from service.schemas.errors import ErrorDetail
@@ -84,7 +87,8 @@ def is_catalog_name(name: str) -> bool:
 
 
 def is_synthetic_name(name: str) -> bool:
-    """A built-in generated dataset (xor, circle, gauss, spiral): takes n_samples and noise."""
+    """A built-in generated dataset (the Playground toys, e.g. spiral or plane): takes
+    n_samples and noise."""
     return name in CATALOG and CATALOG[name].source == "synthetic"
 
 
@@ -153,18 +157,24 @@ def encode_arrays(x: np.ndarray, y: np.ndarray, meta: dict[str, Any]) -> bytes:
 
 
 def decode_arrays(blob: bytes) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(X, y, meta) from a stored blob; a damaged blob is a server-side fault (503)."""
+    """(X, y, meta) from a stored blob; a blob that does not decode is DatasetCorrupt (409)."""
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
             x, y = archive["X"], archive["y"]
             meta = json.loads(archive[META_KEY].tobytes().decode())
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
-        raise ServiceError(
-            f"the stored dataset could not be read ({exc}); upload it again",
-            status=503,
-            type="dataset_corrupt",
+        raise DatasetCorrupt(
+            f"the stored dataset could not be read ({exc}); delete it and upload it again"
         ) from None
     return x, y, meta if isinstance(meta, dict) else {}
+
+
+def upload_arrays(
+    settings: Settings, upload: Dataset
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(X, y, meta) of a stored upload, wherever its bytes live (load the row `with_data`);
+    a missing or altered file is DatasetCorrupt naming the dataset."""
+    return decode_arrays(dataset_blobs.read(settings, upload))
 
 
 # ----------------------------------------------------------------------------- splitting
@@ -255,7 +265,7 @@ def load_training_data(
     """
     upload = find_upload(session, owner, dataset, with_data=True)
     if upload is not None:
-        return _upload_training_data(session, upload, test_fraction, seed, test_dataset)
+        return _upload_training_data(session, settings, upload, test_fraction, seed, test_dataset)
     if is_catalog_name(dataset):
         generator = {"n_samples": n_samples, "noise": noise}
         return _catalog_training_data(settings, dataset, seed, test_fraction, download, generator)
@@ -264,19 +274,20 @@ def load_training_data(
 
 def _upload_training_data(
     session: Session,
+    settings: Settings,
     upload: Dataset,
     test_fraction: float | None,
     seed: int,
     test_dataset: str | None,
 ) -> TrainingData:
-    x, y, meta = decode_arrays(_stored(upload))
+    x, y, meta = upload_arrays(settings, upload)
     if test_fraction is not None:
         _check_fraction(test_fraction)
     train, test = upload_split(upload, y, test_fraction, seed)
     x_test, y_test = x[test], y[test]
     source = "test_file" if upload.n_test_rows else "fraction"
     if test_dataset is not None:
-        x_test, y_test = _test_dataset_rows(session, upload, test_dataset, y)
+        x_test, y_test = _test_dataset_rows(session, settings, upload, test_dataset, y)
         source = "test_dataset"
     elif len(test) == 0:
         raise missing_test_split(upload.name)
@@ -306,16 +317,8 @@ def _upload_training_data(
     )
 
 
-def _stored(upload: Dataset) -> bytes:
-    if upload.data is None:
-        raise ServiceError(
-            f"dataset {upload.id} has no stored data", status=503, type="dataset_corrupt"
-        )
-    return upload.data
-
-
 def _test_dataset_rows(
-    session: Session, upload: Dataset, test_dataset: str, y_train: np.ndarray
+    session: Session, settings: Settings, upload: Dataset, test_dataset: str, y_train: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every row of the test dataset (an upload id of the same owner), labels aligned."""
     test = find_upload(session, upload.owner, test_dataset, with_data=True)
@@ -325,7 +328,7 @@ def _test_dataset_rows(
             "no such dataset",
             summary=f"test dataset {test_dataset!r} was deleted after the job was submitted",
         )
-    x, y, _ = decode_arrays(_stored(test))
+    x, y, _ = upload_arrays(settings, test)
     return x, align_labels(y_train, y)
 
 

@@ -100,6 +100,13 @@ class DatasetSource(StrEnum):
     UPLOAD = "upload"
 
 
+class DatasetStorage(StrEnum):
+    """Where an upload's arrays are: the `data` column, or a blob file (service/blobs.py)."""
+
+    DATABASE = "database"
+    FILE = "file"
+
+
 def _in(column: str, values: type[StrEnum]) -> str:
     return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
@@ -124,7 +131,10 @@ class Dataset(Base):
     """A built-in catalog entry (data loaded by nn_core) or an upload (data stored here)."""
 
     __tablename__ = "datasets"
-    __table_args__ = (CheckConstraint(_in("source", DatasetSource), name="source"),)
+    __table_args__ = (
+        CheckConstraint(_in("source", DatasetSource), name="source"),
+        CheckConstraint(_in("storage", DatasetStorage), name="storage"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ds"))
     owner: Mapped[str] = mapped_column(String(100), index=True)
@@ -137,9 +147,16 @@ class Dataset(Base):
     classes: Mapped[Any | None] = mapped_column(JSONValue)
     class_balance: Mapped[Any | None] = mapped_column(JSONValue)
     test_fraction: Mapped[float | None] = mapped_column(Float)
-    # Normalized npz (allow_pickle=False) for uploads; NULL for built-ins.
+    # Normalized npz (allow_pickle=False) of uploads stored in the database (storage
+    # "database": rows from before 0008, or NNS_DATASET_STORAGE=database); NULL otherwise.
     data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    # The npz's size; with storage "file" also what its blob file must measure.
     size_bytes: Mapped[int | None] = mapped_column(Integer)
+    # "file": the npz is the blob file named by data_sha256 (service/dataset_blobs.py).
+    storage: Mapped[str] = mapped_column(
+        String(16), default=DatasetStorage.DATABASE.value, server_default="database"
+    )
+    data_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # SHA-256 of the uploaded file's bytes as the user has them (compressed or not), and of
     # the test_file when one came with it; NULL for uploads made before they were recorded.

@@ -10,9 +10,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from service_helpers import make_settings
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, inspect
+from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, inspect, text
 
-from service import migrate
+from service import blobs, migrate
+from service.config import Settings
+from service.dataset_blobs import blob_root
 from service.db import Database
 from service.models import Base
 
@@ -75,6 +77,65 @@ def test_upgrade_is_idempotent_and_downgrade_reverses_it(database_url: str, tmp_
         database.dispose()
 
 
+def _insert_dataset(database: Database, dataset_id: str, data: bytes) -> None:
+    """A dataset row as the 0007 schema has it: the npz in `data`."""
+    with database.write_session() as session:
+        session.execute(
+            text(
+                "INSERT INTO datasets (id, owner, name, source, format, task, n_rows, "
+                "n_features, data, size_bytes, created_at) VALUES (:id, 'alice', :id, "
+                "'upload', 'npz', 'classification', 4, 2, :data, :size, CURRENT_TIMESTAMP)"
+            ),
+            {"id": dataset_id, "data": data, "size": len(data)},
+        )
+
+
+def _downgrade(settings: Settings, database: Database, revision: str) -> None:
+    with migrate.locked_migration_connection(database) as connection:
+        command.downgrade(migrate.alembic_config(settings, connection), revision)
+
+
+def test_0008_keeps_rows_in_the_column_and_downgrade_inlines_blob_files(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url, tmp_path / "data")
+    migrate.upgrade(settings, "0007")
+    database = Database(settings)
+    try:
+        _insert_dataset(database, "ds_old", b"old bytes")
+        migrate.upgrade(settings, database=database)
+        with database.session() as session:
+            old = session.execute(text("SELECT storage, data FROM datasets")).one()
+        assert (old[0], bytes(old[1])) == ("database", b"old bytes")
+
+        ref = blobs.put(blob_root(settings), b"new bytes in a file")
+        _insert_dataset(database, "ds_new", b"")
+        with database.write_session() as session:
+            session.execute(
+                text(
+                    "UPDATE datasets SET storage = 'file', data = NULL, data_sha256 = :sha, "
+                    "size_bytes = :size WHERE id = 'ds_new'"
+                ),
+                {"sha": ref.sha256, "size": ref.size},
+            )
+        blobs.blob_path(blob_root(settings), ref.sha256).write_bytes(b"new bytes in a fil!")
+        with pytest.raises(RuntimeError, match=r"ds_new.*altered"):
+            _downgrade(settings, database, "0007")
+        assert migrate.current_revision(settings) == "0008"  # one transaction: nothing done
+
+        blobs.put(blob_root(settings), b"new bytes in a file")  # repaired
+        _downgrade(settings, database, "0007")
+        with database.session() as session:
+            found = session.execute(text("SELECT id, data FROM datasets")).all()
+        rows = {str(row[0]): bytes(row[1]) for row in found}
+        assert rows == {"ds_old": b"old bytes", "ds_new": b"new bytes in a file"}
+        assert "storage" not in {
+            c["name"] for c in inspect(database.engine).get_columns("datasets")
+        }
+    finally:
+        database.dispose()
+
+
 def test_concurrent_first_starts_migrate_once(database_url: str, tmp_path: Path) -> None:
     """API and workers may all start at once on an empty database."""
     settings = make_settings(database_url, tmp_path / "data")
@@ -100,4 +161,4 @@ def test_scripts_ship_inside_the_package() -> None:
     assert (location / "env.py").is_file()
     assert (location / "script.py.mako").is_file()
     assert (location / "versions" / "__init__.py").is_file()
-    assert migrate.head_revision() == "0007"
+    assert migrate.head_revision() == "0008"
