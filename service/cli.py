@@ -60,6 +60,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from service import migrate
     from service.app import create_app
+    from service.http_limits import uvicorn_options
     from service.observability import configure_logging
 
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -84,6 +85,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         log_level=settings.log_level.lower(),
         # Training runs in subprocesses; one server process owns the embedded runner.
         workers=1,
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     with sock:

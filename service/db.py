@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from service.config import Settings
+from service.private_files import PRIVATE_DIR_MODE, private_dir, private_sqlite_file
 
 # Execution option that makes the `begin` event on SQLite emit BEGIN IMMEDIATE.
 _BEGIN_IMMEDIATE = "nns_begin_immediate"
@@ -68,8 +69,12 @@ def make_engine(settings: Settings) -> Engine:
     if path is None:  # in memory: one database per connection, nothing to pool
         engine = create_engine(url)
     else:
-        # SQLite creates the file but not its directory.
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates the file but not its directory; both readable by this user only.
+        if path.parent.absolute() == settings.data_dir.absolute():
+            private_dir(path.parent)
+        else:  # a directory of the operator's choosing: created private, never chmod-ed
+            path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        private_sqlite_file(path)
         # A connection per thread that may need one (anyio's pool runs 40 by default):
         # SQLAlchemy's default of 5 closes and reopens the rest, PRAGMAs and all, per request.
         engine = create_engine(url, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)

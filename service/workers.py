@@ -159,6 +159,7 @@ def run_worker(fd: int, index: int) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.http_limits import uvicorn_options
     from service.observability import configure_logging
 
     _die_with_parent()
@@ -171,6 +172,7 @@ def run_worker(fd: int, index: int) -> int:
         log_config=None,  # keep configure_logging's JSON handler
         log_level=settings.log_level.lower(),
         lifespan="on",
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     with sock:

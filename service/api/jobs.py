@@ -11,10 +11,11 @@ from collections.abc import AsyncIterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import ServerSentEvent
 from sqlalchemy import select
 
 from service.api.errors import ERROR_RESPONSES, error_responses, json_error_responses
+from service.api.sse import EVENT_CONTENT, EventStream
 from service.auth import PrincipalDep
 from service.deps import DatabaseDep, SettingsDep, notify_runner
 from service.jobs import diagnostics, store, views
@@ -161,10 +162,11 @@ def _parse_last_event_id(value: str | None) -> int | None:
 
 @router.get(
     "/{job_id}/events",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     responses={
         **json_error_responses(400, 401, 404, 409, 413, 422),
         200: {
+            "content": EVENT_CONTENT,
             "description": "text/event-stream: a `snapshot` event (the job), a `progress` event "
             "per epoch (SSE id = epoch), a `diagnostics` event per epoch with per-layer "
             "statistics (when recorded), `status` on state changes and a final `end` event "
@@ -173,7 +175,7 @@ def _parse_last_event_id(value: str | None) -> int | None:
             "and `end` a JobResponse (as GET /v1/jobs/{job_id}); for `progress` job_id, "
             "status, epoch, total_epochs, percent, metrics and eta_seconds; for `diagnostics` "
             "job_id, epoch, sample_loss and layers (as an item of GET "
-            "/v1/jobs/{job_id}/diagnostics); for `status` job_id and status."
+            "/v1/jobs/{job_id}/diagnostics); for `status` job_id and status.",
         },
     },
 )

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import ServerSentEvent
 
 from service.api.errors import ERROR_RESPONSES, error_responses, json_error_responses
+from service.api.sse import EVENT_CONTENT, EventStream
 from service.auth import PrincipalDep
 from service.deps import DatabaseDep, SettingsDep, notify_runner
 from service.models import TERMINAL_SWEEP_STATUSES
@@ -99,15 +100,16 @@ def _owned_sweep(sweep_id: str, principal: PrincipalDep, database: DatabaseDep) 
 
 @router.get(
     "/{sweep_id}/events",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     responses={
         **json_error_responses(400, 401, 404, 409, 413, 422),
         200: {
+            "content": EVENT_CONTENT,
             "description": "text/event-stream: a `snapshot` event (the sweep as GET "
             "/v1/sweeps/{sweep_id}), a `trial` event whenever a trial is created or changes "
             "state, job status or epoch (data: the trial, with sweep_id), `status` when the "
             "sweep's status changes, and a final `end` event (the sweep) after which the "
-            "stream closes."
+            "stream closes.",
         },
     },
 )

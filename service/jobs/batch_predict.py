@@ -33,7 +33,7 @@ from nn_core.model import Model as NNModel
 from nn_core.serialize import load_model
 from service import predictor
 from service.config import Settings
-from service.datasets_store import decode_arrays, find_upload, load_training_data, upload_split
+from service.datasets_store import find_upload, load_training_data, upload_arrays, upload_split
 from service.db import Database
 from service.errors import NotFound, ServiceError
 from service.jobs import store
@@ -42,6 +42,7 @@ from service.jobs.outcome import JobOutcome
 from service.jobs.registry import LostOwnership
 from service.jobs.retry import retry_db
 from service.models import JobStatus, MetricPoint, ModelVersion, TrainingJob, utcnow
+from service.private_files import private_dir, private_file
 from service.registry import reads
 from service.webhooks import events, outbox
 
@@ -81,11 +82,11 @@ def load_rows(database: Database, settings: Settings, job: TrainingJob) -> Any:
     with database.session() as session:
         if job.dataset_id is not None:
             upload = find_upload(session, job.owner, job.dataset_id, with_data=True)
-            if upload is None or upload.data is None:
+            if upload is None:
                 raise NotFound.for_field(
                     "dataset", "deleted", summary="the dataset was deleted after the submit"
                 )
-            x, y, _ = decode_arrays(upload.data)
+            x, y, _ = upload_arrays(settings, upload)
             if split == "all":
                 return x
             train, test = upload_split(upload, y)
@@ -229,8 +230,9 @@ def run_batch_predict(
     _commit(database, job.id, worker_id, 0, total)
     fmt = opts.get("format", "csv")
     final = result_path(settings, job.id, fmt)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(f"{final.name}.partial")
+    private_dir(settings.data_dir)
+    private_dir(final.parent)
+    partial = private_file(final.with_name(f"{final.name}.partial"))  # the writers keep its mode
     writer = (CsvWriter if fmt == "csv" else NpzWriter)(partial, total)
     header: list[str] = []
     step = settings.batch_chunk_rows
