@@ -16,6 +16,9 @@ from nn_core.params import (
 )
 
 MAX_SEED = 2**63 - 1
+#: Rows per mini-batch at most: far more than any upload holds, yet a bound, so a spec (or a
+#: request overriding it) can never ask for an absurd slice.
+MAX_BATCH_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,10 @@ def build_training(config: Any, field: str = "training") -> TrainingConfig:
     return TrainingConfig(
         epochs=check_int(config.get("epochs", defaults.epochs), f"{field}.epochs", low=1),
         batch_size=check_int(
-            config.get("batch_size", defaults.batch_size), f"{field}.batch_size", low=1
+            config.get("batch_size", defaults.batch_size),
+            f"{field}.batch_size",
+            low=1,
+            high=MAX_BATCH_SIZE,
         ),
         validation_split=check_number(
             config.get("validation_split", 0.0),

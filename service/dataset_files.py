@@ -146,13 +146,15 @@ def parse_upload(
     test_file: UploadPart | None = None,
     test_labels: UploadPart | None = None,
     max_bytes: int = MAX_DATASET_BYTES,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ParsedDataset:
     """Unpack (gzip/zip), parse and check one upload, with its own test file when given.
 
     Nothing may decode to more than `max_bytes`: archives stop inflating there, npz and IDX
     arrays are judged from their headers before allocation (413 naming the part and the
     figures). Raises BadRequest/Unprocessable/PayloadTooLarge naming the field (file,
-    test_file, labels, label_column, ...) and, for text formats, the line.
+    test_file, labels, label_column, ...) and, for text formats, the line. CSV parsing polls
+    `cancelled` (the client went away) and stops with nn_core's ParseCancelled.
     """
     parts = [p for p in (file, labels, test_file, test_labels) if p is not None]
     files = [part.describe() for part in parts]
@@ -179,7 +181,9 @@ def parse_upload(
             summary="a separate labels file is only used by the idx format",
         )
     labels_data = _labels(unpacked, "labels")
-    parsed = _guarded(fmt, "file", lambda: _parse(fmt, data, options, labels_data, max_bytes))
+    parsed = _guarded(
+        fmt, "file", lambda: _parse(fmt, data, options, labels_data, max_bytes, cancelled)
+    )
     # First: the cheapest check, and a 413 says more than what follows.
     _check_sizes(parsed, max_bytes)
     if parsed.task == TASK_CLASSIFICATION or parsed.task == TASK_TEXT:
@@ -191,7 +195,7 @@ def parse_upload(
         test = _guarded(
             fmt,
             "test_file",
-            lambda: _parse(fmt, test_data, test_options, test_labels_data, max_bytes),
+            lambda: _parse(fmt, test_data, test_options, test_labels_data, max_bytes, cancelled),
         )
         parsed = _with_test_rows(parsed, test)
     elif test_labels is not None:
@@ -251,10 +255,16 @@ def _too_large(where: str, exc: DecodedTooLarge) -> PayloadTooLarge:
 
 
 def _parse(
-    fmt: str, data: bytes, options: ReadOptions, labels: bytes | None, max_bytes: int
+    fmt: str,
+    data: bytes,
+    options: ReadOptions,
+    labels: bytes | None,
+    max_bytes: int,
+    cancelled: Callable[[], bool] | None = None,
 ) -> ParsedDataset:
     if fmt == "csv":
-        return _parse_csv(data, options.label_column, options.header)
+        limit = min(max_bytes, MAX_STORED_BYTES)
+        return _parse_csv(data, options.label_column, options.header, limit, cancelled)
     if fmt == "npz":
         return _parse_npz(data, max_bytes)
     if fmt == "idx":
@@ -357,9 +367,15 @@ def _where(part: str, field: str) -> str:
 # ----------------------------------------------------------------------------- formats
 
 
-def _parse_csv(data: bytes, label_column: str | None, header: bool | None) -> ParsedDataset:
+def _parse_csv(
+    data: bytes,
+    label_column: str | None,
+    header: bool | None,
+    max_bytes: int,
+    cancelled: Callable[[], bool] | None,
+) -> ParsedDataset:
     label = label_column.strip() if label_column and label_column.strip() else None
-    table = read_csv(data, label, header=header)
+    table = read_csv(data, label, header=header, max_bytes=max_bytes, cancelled=cancelled)
     meta: dict[str, Any] = {
         "label_column": table.label_name,
         "label_index": table.label_index,

@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 def numeric_input(model: NNModel, data: Any, field: str) -> np.ndarray:
     """A batch of instances (rows of numbers; images are flattened) as the model's matrix."""
+    if type(data) is list:
+        _check_numbers(data, field)
     try:
         arr = np.asarray(data, dtype=np.float64)
     except (ValueError, TypeError):
@@ -56,6 +58,35 @@ def numeric_input(model: NNModel, data: Any, field: str) -> np.ndarray:
         cast = arr.astype(model.dtype)
     _check_finite(cast, field, f"has a value too large for {model.dtype}")
     return cast
+
+
+#: What JSON numbers parse to. `bool` is not here: NumPy would read true as 1.0, and "1" as
+#: 1.0 too, so both are refused before the conversion instead of silently predicted on.
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def _check_numbers(data: list[Any], field: str) -> None:
+    """Refuse an instance holding anything but numbers (or lists of them), naming it.
+
+    One `set(map(type, row))` per row keeps this a C-speed pass over the cells."""
+    for i, item in enumerate(data):
+        if not _all_numbers(item):
+            raise invalid(
+                f"{field}[{i}]",
+                "must be a number or a list of numbers (no strings, booleans or objects)",
+            )
+
+
+def _all_numbers(value: Any) -> bool:
+    kind = type(value)
+    if kind in _NUMBER_TYPES:
+        return True
+    if kind is not list:
+        return False
+    types = set(map(type, value))
+    if types <= _NUMBER_TYPES:
+        return True
+    return types <= {*_NUMBER_TYPES, list} and all(_all_numbers(v) for v in value)
 
 
 def _check_finite(arr: np.ndarray, field: str, message: str) -> None:

@@ -12,6 +12,7 @@ import io
 import os
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +94,8 @@ def read_csv(
     header: bool | None = None,
     delimiter: str = ",",
     dtype: Any = np.float64,
+    max_bytes: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> CsvTable:
     """Parse a CSV with or without a header row.
 
@@ -101,8 +104,13 @@ def read_csv(
     has that name; None takes the column named label/target/class/y, else the last column.
     Labels come back as int64 when all are integers, float64 when all are numbers, else as
     strings (a unicode array). Errors name the line (and column) at fault.
+
+    `max_bytes` caps what the cells decode to (8 bytes each, as float64), checked row by row
+    while reading, so an oversized file fails (DecodedTooLarge) before its Python lists are
+    all built. `cancelled` is polled between chunks of rows: when it answers True (the client
+    went away) reading stops with ParseCancelled.
     """
-    numbered = _csv_rows(decode_text(_read_bytes(source)), delimiter)
+    numbered = _csv_rows(decode_text(_read_bytes(source)), delimiter, max_bytes, cancelled)
     if not numbered:
         raise DataError("file", "is empty; expected rows of comma-separated values")
     detected = header is None
@@ -139,14 +147,44 @@ def read_csv(
     )
 
 
-def _csv_rows(text: str, delimiter: str) -> list[tuple[int, list[str]]]:
-    """Non-blank rows with the line each ends on (quoted fields may span lines)."""
+class ParseCancelled(Exception):
+    """The caller's `cancelled` answered True: nobody waits for the result any more."""
+
+
+#: Cells read between two polls of `cancelled` (a poll costs next to nothing; a chunk, ms).
+CANCEL_POLL_CELLS = 1 << 16
+
+
+def _csv_rows(
+    text: str,
+    delimiter: str,
+    max_bytes: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> list[tuple[int, list[str]]]:
+    """Non-blank rows with the line each ends on (quoted fields may span lines).
+
+    Linear in the cells: each is looked at once. Stops at the first row that takes the cells
+    past `max_bytes` / 8 (each becomes a float64) and polls `cancelled` every
+    CANCEL_POLL_CELLS cells."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     rows: list[tuple[int, list[str]]] = []
+    max_cells = None if max_bytes is None else max_bytes // 8
+    cells = next_poll = 0
     try:
         for row in reader:
             if any(cell.strip() for cell in row):
                 rows.append((reader.line_num, row))
+                cells += len(row)
+                if max_cells is not None and cells > max_cells:
+                    raise DecodedTooLarge(
+                        "file",
+                        f"holds more than {max_cells:,} values by line {reader.line_num} "
+                        f"(8 bytes each), over the {max_bytes:,}-byte limit",
+                    )
+                if cancelled is not None and cells >= next_poll:
+                    if cancelled():
+                        raise ParseCancelled
+                    next_poll = cells + CANCEL_POLL_CELLS
     except csv.Error as exc:
         raise DataError("file", f"line {reader.line_num + 1}: {exc}") from None
     return rows

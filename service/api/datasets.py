@@ -6,18 +6,21 @@ The upload route lives on its own router so the app can give it the upload size 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from nn_core.datasets.catalog import DatasetInfo
+from nn_core.datasets.loaders import ParseCancelled
+from service import dataset_blobs, quotas
 from service import datasets_store as store
-from service import quotas
+from service.api.disconnect import run_in_thread_until_gone
 from service.api.errors import ERROR_RESPONSES
 from service.api.forms import form_fields, form_file, multipart_body, read_upload, uploaded_form
 from service.api.headers import attachment
@@ -27,7 +30,7 @@ from service.dataset_files import ParsedDataset, ReadOptions, UploadPart, parse_
 from service.dataset_splits import split_csv
 from service.db import Database
 from service.deps import DatabaseDep, SessionDep, SettingsDep
-from service.errors import Conflict, invalid
+from service.errors import BadRequest, Conflict, invalid
 from service.models import Dataset, DatasetSource
 from service.schemas.datasets import DatasetList, DatasetOut, DatasetUploadFields
 
@@ -84,6 +87,7 @@ def download_split(
     part: Literal["train", "test"],
     principal: PrincipalDep,
     session: SessionDep,
+    settings: SettingsDep,
     test_fraction: Annotated[
         float | None,
         Query(
@@ -110,17 +114,21 @@ def download_split(
             "the dataset has its own test_file",
             summary="this upload came with its own test split; test_fraction does not apply",
         )
+    arrays = store.upload_arrays(settings, upload)
     filename = f"{upload.name}-{part}.csv"
     return StreamingResponse(
-        split_csv(upload, part, test_fraction),
+        split_csv(upload, arrays, part, test_fraction),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": attachment(filename)},
     )
 
 
 @router.delete("/{ref}", status_code=204, response_class=Response, responses=ERROR_RESPONSES)
-def delete_dataset(ref: str, principal: PrincipalDep, database: DatabaseDep) -> Response:
-    """Delete one of your uploads (jobs that used it keep their results)."""
+def delete_dataset(
+    ref: str, principal: PrincipalDep, database: DatabaseDep, settings: SettingsDep
+) -> Response:
+    """Delete one of your uploads (jobs that used it keep their results); its stored file
+    goes too unless another upload has the same bytes."""
     with database.write_session() as session:
         upload = store.find_upload(session, principal.owner, ref)
         if upload is None:
@@ -132,6 +140,8 @@ def delete_dataset(ref: str, principal: PrincipalDep, database: DatabaseDep) -> 
                 )
             raise store.not_found(ref)
         session.delete(upload)
+        session.flush()
+        dataset_blobs.release(session, settings, upload)
     return Response(status_code=204)
 
 
@@ -158,7 +168,9 @@ async def upload_dataset(
     """
     async with uploaded_form(request, max_files=4, max_fields=10) as form:
         upload = await _read_dataset_form(form, settings.max_upload_bytes)
-    row = await run_in_threadpool(_parse_and_store, database, settings, principal.owner, upload)
+    row = await run_in_thread_until_gone(
+        request, partial(_parse_and_store, database, settings, principal.owner, upload)
+    )
     response.headers["Location"] = f"/v1/datasets/{row.id}"
     return _from_upload(row)
 
@@ -189,25 +201,36 @@ async def _read_dataset_form(form: FormData, limit: int) -> _Upload:
 
 
 def _parse_and_store(
-    database: Database, settings: Settings, owner: str, upload: _Upload
+    database: Database,
+    settings: Settings,
+    owner: str,
+    upload: _Upload,
+    gone: Callable[[], bool],
 ) -> Dataset:
     """CPU-bound parsing and the insert, off the event loop; nothing is written on error.
 
     The quota is checked before parsing (a full quota costs no parsing) and again, with the
-    stored size, in the transaction that inserts the row (the check that counts).
+    stored size, in the transaction that inserts the row (the check that counts). Parsing
+    stops once `gone` says the client has disconnected: nobody would read the answer.
     """
     fields, name, parts = upload.fields, upload.name, upload.parts
     with database.session() as session:
         quotas.check_dataset_quota(session, settings, owner, 0)
     options = ReadOptions(fields.format, fields.label_column, fields.header, fields.test_fraction)
-    parsed = parse_upload(
-        parts["file"],
-        options,
-        labels=parts.get("labels"),
-        test_file=parts.get("test_file"),
-        test_labels=parts.get("test_labels"),
-        max_bytes=settings.max_dataset_bytes,
-    )
+    try:
+        parsed = parse_upload(
+            parts["file"],
+            options,
+            labels=parts.get("labels"),
+            test_file=parts.get("test_file"),
+            test_labels=parts.get("test_labels"),
+            max_bytes=settings.max_dataset_bytes,
+            cancelled=gone,
+        )
+    except ParseCancelled:
+        raise BadRequest(
+            "the client disconnected while the upload was parsed; nothing was stored"
+        ) from None
     fmt = str(parsed.meta["format"])
     meta = {
         **parsed.meta,
@@ -215,25 +238,37 @@ def _parse_and_store(
         "upload_bytes": sum(len(part.data) for part in parts.values()),
     }
     blob = store.encode_arrays(parsed.x, parsed.y, meta)
-    with database.write_session() as session:
-        quotas.lock_owner(session, owner)
-        if store.find_upload(session, owner, name) is not None:
-            raise Conflict.for_field(
-                "body.name",
-                "already exists",
-                summary=f"you already have a dataset named {name!r}; "
-                "pick another name or delete it",
-            )
-        quotas.check_dataset_quota(session, settings, owner, len(blob))
-        fraction = options.fraction("test_file" in parts)
-        row = _new_row(owner, name, fmt, fraction, parsed, blob)
-        session.add(row)
-        session.flush()
+    stored: dataset_blobs.StoredData | None = None
+    try:
+        with database.write_session() as session:
+            quotas.lock_owner(session, owner)
+            if store.find_upload(session, owner, name) is not None:
+                raise Conflict.for_field(
+                    "body.name",
+                    "already exists",
+                    summary=f"you already have a dataset named {name!r}; "
+                    "pick another name or delete it",
+                )
+            quotas.check_dataset_quota(session, settings, owner, len(blob))
+            stored = dataset_blobs.store(session, settings, blob)
+            fraction = options.fraction("test_file" in parts)
+            row = _new_row(owner, name, fmt, fraction, parsed, stored)
+            session.add(row)
+            session.flush()
+    except BaseException:
+        if stored is not None:  # the row was not committed: drop a file nothing references
+            dataset_blobs.discard_if_orphaned(database, settings, stored)
+        raise
     return row
 
 
 def _new_row(
-    owner: str, name: str, fmt: str, test_fraction: float, parsed: ParsedDataset, blob: bytes
+    owner: str,
+    name: str,
+    fmt: str,
+    test_fraction: float,
+    parsed: ParsedDataset,
+    stored: dataset_blobs.StoredData,
 ) -> Dataset:
     return Dataset(
         owner=owner,
@@ -246,8 +281,10 @@ def _new_row(
         classes=parsed.classes,
         class_balance=parsed.class_balance,
         test_fraction=test_fraction,
-        data=blob,
-        size_bytes=len(blob),
+        data=stored.data,
+        size_bytes=stored.size_bytes,
+        storage=stored.storage,
+        data_sha256=stored.data_sha256,
         sha256=parsed.file_info["files"][0]["sha256"],
         test_sha256=next(
             (f["sha256"] for f in parsed.file_info["files"] if f["part"] == "test_file"), None

@@ -119,6 +119,8 @@ def multipart_body(
         "type": "object",
         "properties": properties,
         "required": [*required_files, *schema.get("required", [])],
+        # The server refuses any other part (and counts them: max_fields, max_files).
+        "additionalProperties": False,
     }
     if "$defs" in schema:
         body_schema["$defs"] = schema["$defs"]

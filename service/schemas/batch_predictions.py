@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from service.models import JobStatus
 from service.schemas.jobs import MODEL_NAME_PATTERN
+from service.schemas.types import VersionNumber
 
 BatchSplit = Literal["all", "train", "test"]
 BatchFormat = Literal["csv", "npz"]
@@ -22,17 +23,18 @@ BatchFormat = Literal["csv", "npz"]
 class BatchPredictionSubmit(BaseModel):
     """Predict every row of `dataset` (or of its train or test split) with a model version."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # The document states the rule the validator below checks: not version and alias both.
+    model_config = ConfigDict(
+        extra="forbid",
+        protected_namespaces=(),
+        json_schema_extra={"not": {"required": ["version", "alias"]}},
+    )
 
     model: Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)] = Field(
         description="The registered model's name", examples=["xor-net"]
     )
-    version: int | None = Field(
-        default=None,
-        ge=1,
-        le=2**31 - 1,
-        strict=True,
-        description="The version number; default the latest (or the alias's)",
+    version: VersionNumber | None = Field(
+        default=None, description="The version number; default the latest (or the alias's)"
     )
     alias: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
         default=None, description="An alias of the model (e.g. production); not with version"
@@ -89,4 +91,12 @@ class BatchPredictionResponse(BaseModel):
     failure_reason: str | None
     created_at: datetime
     finished_at: datetime | None
+    expires_at: datetime | None = Field(
+        default=None,
+        description="When the result file is removed (NNS_BATCH_RESULT_TTL_HOURS after it "
+        "succeeded); null before it succeeded or when results are kept for ever",
+    )
+    expired: bool = Field(
+        default=False, description="The result file was removed; its download answers 410"
+    )
     links: BatchLinks

@@ -102,21 +102,24 @@ class DatasetList(BaseModel):
     datasets: list[DatasetOut]
 
 
-#: Printable, no path separators: names show up in URLs, file names and logs.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f/\\]+$"
+#: Printable, no path separators: names show up in URLs, file names and logs. Not dots only
+#: ("." and ".." are rewritten as URL path segments), and no "ds_" prefix (that is an id's).
+NAME_PATTERN = r"^(?!ds_)(?!\.+$)[^\x00-\x1f\x7f/\\]+$"
 
 
 class DatasetUploadFields(BaseModel):
     """The text fields of a dataset upload (multipart/form-data, next to the file parts)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Python's re: NAME_PATTERN's look-aheads are beyond the Rust engine (names are short).
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     name: str | None = Field(
         default=None,
         min_length=1,
         max_length=100,
         pattern=NAME_PATTERN,
-        description="Unique among your datasets; defaults to the file name without extension",
+        description="Unique among your datasets; defaults to the file name without "
+        "extension. Not dots only, no control characters or slashes, no ds_ prefix",
     )
     format: Literal["csv", "npz", "idx", "text"] | None = Field(
         default=None,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.schemas.predict import ClassLabel, Prediction
-from service.schemas.types import WHOLE, VersionNumber
+from service.schemas.types import WHOLE, VersionNumber, numeric_instances
 
 #: Instances per request: integrated gradients runs the model `steps + 1` times per instance.
 MAX_EXPLAIN_INSTANCES = 32
@@ -29,6 +29,7 @@ class ExplainRequest(BaseModel):
         max_length=MAX_EXPLAIN_INSTANCES,
         examples=[[[1.0, 1.0], [-1.0, 1.0]]],
         description="One row of numbers per input (nested arrays such as images are flattened)",
+        json_schema_extra=numeric_instances,
     )
     version: VersionNumber | None = None
     alias: str | None = Field(default=None, min_length=1, max_length=64, examples=["production"])

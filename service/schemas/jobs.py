@@ -20,14 +20,22 @@ from pydantic import (
     field_validator,
 )
 
+from nn_core.training_config import MAX_BATCH_SIZE, MAX_SEED
 from service.schemas.diagnostics import TrainingWarning
 from service.schemas.types import WHOLE
+
+#: The largest `learning_rate` override: well above any rate that trains (the Playground's
+#: and the range test's default top is 10), and finite, so 1e308 cannot reach the optimizer.
+MAX_LEARNING_RATE = 1e3
 
 #: Model names appear in URLs (/v1/models/{name}:predict), so they are kept URL-safe.
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
-JobKind = Literal["train", "lr_range_test"]
+#: What POST /v1/jobs accepts; batch predictions are submitted at /v1/batch-predictions.
+SubmitKind = Literal["train", "lr_range_test"]
+#: What a job is, as the job views report it.
+JobKind = Literal["train", "lr_range_test", "batch_predict"]
 
 
 class LRRangeOptions(BaseModel):
@@ -107,18 +115,19 @@ class JobSubmit(BaseModel):
     epochs: Annotated[int, Field(strict=True, ge=1), WHOLE] | None = Field(
         default=None, description="Overrides spec.training.epochs"
     )
-    batch_size: Annotated[int, Field(strict=True, ge=1, le=1_000_000), WHOLE] | None = Field(
+    batch_size: Annotated[int, Field(strict=True, ge=1, le=MAX_BATCH_SIZE), WHOLE] | None = Field(
         default=None, description="Overrides spec.training.batch_size"
     )
-    seed: Annotated[int, Field(strict=True, ge=0, le=2**63 - 1), WHOLE] | None = Field(
+    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_SEED), WHOLE] | None = Field(
         default=None, description="Overrides spec.training.seed"
     )
     learning_rate: float | None = Field(
         default=None,
         gt=0.0,
+        le=MAX_LEARNING_RATE,
         allow_inf_nan=False,
         strict=True,
-        description="Overrides spec.optimizer.lr",
+        description="Overrides spec.optimizer.lr (finite, at most 1000)",
     )
     validation_split: float | None = Field(
         default=None,
@@ -129,8 +138,8 @@ class JobSubmit(BaseModel):
     )
     n_samples: Annotated[int, Field(strict=True, ge=10, le=100_000), WHOLE] | None = Field(
         default=None,
-        description="Synthetic datasets (xor, circle, gauss, spiral) only: points to generate "
-        "(default 1000)",
+        description="Synthetic datasets (xor, circle, gauss, spiral, plane, multi-gaussian) only: "
+        "points to generate (default 1000)",
     )
     noise: float | None = Field(
         default=None,
@@ -141,7 +150,7 @@ class JobSubmit(BaseModel):
         "Playground (default 0)",
     )
 
-    kind: JobKind = Field(
+    kind: SubmitKind = Field(
         default="train",
         description="train: train and register a version. lr_range_test: the learning-rate "
         "range test on the spec and dataset (lr_range), answering a loss curve and a "
@@ -203,6 +212,17 @@ class LRRangeReport(BaseModel):
     points: list[LRRangePoint]
 
 
+class JobBatchReport(BaseModel):
+    """A batch_predict job's batch: the version it predicts with and where its result is."""
+
+    version: int = Field(description="The version of model_name, pinned at submit")
+    split: str = Field(description="all | train | test")
+    format: str = Field(description="csv | npz")
+    rows: int | None = Field(description="Rows in the result file (succeeded only)")
+    url: str = Field(description="The batch prediction (/v1/batch-predictions/{id})")
+    result: str = Field(description="Its result file, once succeeded (410 once expired)")
+
+
 class JobLinks(BaseModel):
     self: str
     metrics: str
@@ -221,7 +241,10 @@ class JobResponse(BaseModel):
         description="queued | running | cancelling | succeeded | failed | cancelled",
         examples=["running"],
     )
-    kind: JobKind = Field(default="train", description="train | lr_range_test")
+    kind: JobKind = Field(
+        default="train",
+        description="train | lr_range_test | batch_predict (from POST /v1/batch-predictions)",
+    )
     model_name: str
     dataset: str = Field(description="The dataset as submitted (name or upload id)")
     dataset_id: str | None = Field(description="The upload's id; null for built-in datasets")
@@ -264,6 +287,9 @@ class JobResponse(BaseModel):
     )
     lr_range: LRRangeReport | None = Field(
         default=None, description="A succeeded lr_range_test's curve and suggested rate"
+    )
+    batch: JobBatchReport | None = Field(
+        default=None, description="A batch_predict job's version, split, rows and result link"
     )
     created_at: datetime
     started_at: datetime | None

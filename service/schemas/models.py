@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.registry.traffic import MAX_SPLIT, MAX_WEIGHT
-from service.schemas.types import VersionNumber
+from service.schemas.types import WHOLE, VersionNumber
 
 
 class TrafficShare(BaseModel):
@@ -17,7 +17,7 @@ class TrafficShare(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: VersionNumber = Field(examples=[1])
-    weight: int = Field(strict=True, ge=1, le=MAX_WEIGHT, examples=[90])
+    weight: Annotated[int, Field(strict=True, ge=1, le=MAX_WEIGHT), WHOLE] = Field(examples=[90])
 
 
 class AliasTraffic(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.schemas.types import Threshold, VersionNumber
+from service.schemas.types import Threshold, VersionNumber, numeric_or_text_instances
 
 ClassLabel = int | str
 
@@ -21,7 +21,11 @@ class PredictRequest(BaseModel):
     )
 
     instances: list[Any] = Field(
-        min_length=1, examples=[[[0.0, 1.0], [1.0, 1.0]]], description="One entry per input"
+        min_length=1,
+        examples=[[[0.0, 1.0], [1.0, 1.0]]],
+        description="One entry per input: numbers (a row, or a 2-D array such as an image) "
+        "for numeric models, strings for text models",
+        json_schema_extra=numeric_or_text_instances,
     )
     version: VersionNumber | None = None
     alias: str | None = Field(default=None, min_length=1, max_length=64, examples=["production"])

@@ -17,6 +17,9 @@ class WebhookCreate(BaseModel):
     url: str = Field(
         min_length=1,
         max_length=2048,
+        # Documents the scheme and characters the server checks (service/webhooks/urls.py,
+        # a 422 naming `url`); not validated here, so that check keeps answering.
+        json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$"},
         description="http(s) URL on a public address (see NNS_WEBHOOK_ALLOW_HOSTS)",
         examples=["https://example.com/hooks/nn-service"],
     )

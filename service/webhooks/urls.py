@@ -90,6 +90,10 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         pass
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError:  # IDNA: a label over 63 characters can never resolve
+        raise UnsafeURL(
+            f"the host name {host[:80]} is not valid (a label over 63 characters)"
+        ) from None
     except OSError as exc:
         raise Unresolvable(f"the host {host} does not resolve: {exc}") from None
     # sockaddr[0] of AF_INET6 may carry a zone (fe80::1%eth0): drop it, the check still holds.
