@@ -35,12 +35,42 @@ class Settings(BaseSettings):
         "(sqlite:///./data/nns.db with the default data_dir).",
     )
     data_dir: Path = Path("./data")
+    dataset_storage: Literal["files", "database"] = Field(
+        default="files",
+        description="where new uploads' arrays are stored: files under data_dir/blobs (keeps "
+        "them out of the database and its WAL; workers on other machines must share that "
+        "directory) or the database (every worker reads them from there)",
+    )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
     # HTTP server.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Connection limits (service/http_limits.py): slow or stalled clients are disconnected.
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a request's head must arrive within this long of the connection opening "
+        "(or of its first byte on a kept-alive connection), else the connection is closed",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="longest pause between two reads of a request body"
+    )
+    http_max_head_bytes: int = Field(
+        default=65536,
+        ge=1024,
+        description="largest request head (request line and headers); larger answers 431",
+    )
+    http_keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="an idle kept-alive connection is closed after this"
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="open connections (or requests in progress) per server process beyond "
+        "which requests are answered 503",
+    )
 
     # Job running.
     runner: Literal["embedded", "rq"] = "embedded"
@@ -80,6 +110,15 @@ class Settings(BaseSettings):
         default=10_000,
         ge=1,
         description="rows a batch prediction predicts and writes at a time (bounds its memory)",
+    )
+    batch_result_ttl_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="hours a batch prediction's result file is kept after it succeeded; "
+        "0 = keep forever (service/jobs/batch_retention.py)",
+    )
+    batch_cleanup_seconds: float = Field(
+        default=300.0, gt=0, description="seconds between passes that remove expired results"
     )
     predict_rate_limit: int = Field(
         default=6000, ge=0, description="prediction requests per minute per key; 0 = unlimited"

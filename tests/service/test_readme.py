@@ -180,6 +180,9 @@ def test_your_own_data(server: ServerProcess) -> None:
     assert re.findall(r'"label":(\d)', predictions)[-2:] == ["1", "0"], predictions
     header, *rows = results[2][1].splitlines()
     assert header == "row,1,2,3,4,0" and len(rows) == 2, results[2][1]
+    assert results[3][1].startswith("row,label,p_"), results[3][1]  # the batch's CSV
+    kind = '"kind":"batch_predict","model_name":"mine"'
+    assert results[4][1] == f"{kind}\n204\n", results[4][1]  # a job of its own kind; deleted
 
 
 @pytest.mark.slow
