@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.private_files import private_dir
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _READ_CHUNK = 1024 * 1024
 
@@ -55,8 +57,8 @@ def put(root: Path, data: bytes, ref: BlobRef | None = None) -> BlobRef:
     path = blob_path(root, ref.sha256)
     if _is_intact(path, ref):
         return ref
-    _make_private_dir(root)
-    _make_private_dir(path.parent)
+    private_dir(root)
+    private_dir(path.parent)
     tmp = path.with_name(f".{ref.sha256}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -106,15 +108,6 @@ def _is_intact(path: Path, ref: BlobRef) -> bool:
     except OSError:
         return False
     return digest.hexdigest() == ref.sha256
-
-
-def _make_private_dir(path: Path) -> None:
-    """Create `path` as 0700 (an existing directory is left as the operator set it)."""
-    try:
-        path.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        return
-    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask; never wider than 0700 here
 
 
 def _fsync_dir(path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from jobs_helpers import TERMINAL, wait_for_job
+from jobs_helpers import TERMINAL, wait_for_job, xor_spec
 from service_helpers import bearer, make_settings
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
@@ -97,19 +97,6 @@ def _blob_file(settings: Settings, row: Dataset) -> Path:
     return blobs.blob_path(blob_root(settings), row.data_sha256)
 
 
-def _spec() -> dict[str, Any]:
-    return {
-        "input_dim": 2,
-        "layers": [
-            {"type": "dense", "units": 8, "activation": "tanh"},
-            {"type": "dense", "units": 2, "activation": "softmax"},
-        ],
-        "loss": "categorical_crossentropy",
-        "optimizer": {"name": "adam", "lr": 0.05},
-        "training": {"epochs": 5, "batch_size": 16, "seed": 1},
-    }
-
-
 # ----------------------------------------------------------------------------- storage
 
 
@@ -153,7 +140,8 @@ async def test_training_on_a_file_stored_upload_succeeds(
         uploaded = await _upload(http, "halves", _small_csv(), "halves.csv")
         assert _blob_file(settings, _row(database, uploaded["id"])).is_file()
         submitted = await http.post(
-            "/v1/jobs", json={"dataset": "halves", "model_name": "halves", "spec": _spec()}
+            "/v1/jobs",
+            json={"dataset": "halves", "model_name": "halves", "spec": xor_spec(epochs=5)},
         )
         assert submitted.status_code == 202, submitted.text
         job = await wait_for_job(
@@ -224,7 +212,8 @@ async def test_a_tampered_blob_fails_the_job_and_the_download_clearly(
         assert "'halves'" in error["message"] and "altered" in error["message"]
 
         submitted = await http.post(
-            "/v1/jobs", json={"dataset": "halves", "model_name": "halves", "spec": _spec()}
+            "/v1/jobs",
+            json={"dataset": "halves", "model_name": "halves", "spec": xor_spec(epochs=5)},
         )
         assert submitted.status_code == 202, submitted.text
         job = await wait_for_job(

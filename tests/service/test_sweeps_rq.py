@@ -72,7 +72,8 @@ async def test_killed_worker_mid_sweep_loses_and_repeats_no_trial(
                 json={
                     "dataset": "xor",
                     "model_name": "rq-sweep",
-                    "spec": slow_spec(epochs=12),
+                    # Long enough for two trials to be seen training side by side, loaded or not.
+                    "spec": slow_spec(epochs=30),
                     "search_space": {
                         "optimizer.lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}
                     },
