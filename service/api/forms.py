@@ -109,7 +109,13 @@ def multipart_body(
     """`openapi_extra` documenting a multipart body: file parts plus `fields`' properties."""
     schema = fields.model_json_schema()
     properties: dict[str, Any] = {
-        name: {"type": "string", "contentMediaType": "application/octet-stream", "description": d}
+        # minLength: an empty file is refused (422 naming the part).
+        name: {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            "minLength": 1,
+            "description": d,
+        }
         for name, d in files.items()
     }
     properties.update(

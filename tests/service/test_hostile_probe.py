@@ -167,6 +167,25 @@ async def test_dot_in_a_dataset_name_is_fine(admin_client: httpx.AsyncClient) ->
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize(
+    ("route", "url", "data"),
+    [
+        ("/v1/datasets", "/v1/datasets", {"name": "empty"}),
+        ("/v1/models/{name}/versions", "/v1/models/empty/versions", {}),
+    ],
+)
+async def test_an_empty_file_is_422_naming_it_as_the_document_says(
+    app: FastAPI, admin_client: httpx.AsyncClient, route: str, url: str, data: dict[str, str]
+) -> None:
+    response = await admin_client.post(url, files={"file": ("x.npz", b"")}, data=data)
+    assert response.status_code == 422, response.text
+    assert any("file" in field for field in _fields(response)), response.text
+    assert _count(app, Dataset) == 0
+    document = (await admin_client.get("/openapi.json")).json()
+    body = document["paths"][route]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["properties"]["file"]["minLength"] == 1
+
+
 async def test_oversized_csv_is_413_naming_the_limit(
     app: FastAPI, admin_client: httpx.AsyncClient
 ) -> None:
