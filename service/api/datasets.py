@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from nn_core.datasets.catalog import DatasetInfo
@@ -99,15 +100,9 @@ def download_split(
 ) -> StreamingResponse:
     """The rows of an upload's train or test split as CSV: exactly the rows a job trains and
     is tested on (the split is seeded, so it is the same for every job)."""
-    upload = store.find_upload(session, principal.owner, ref, with_data=True)
-    if upload is None:
-        if store.is_catalog_name(ref):
-            raise Conflict.for_field(
-                "dataset",
-                "built-in",
-                summary=f"{ref!r} is a built-in dataset; only uploads have a downloadable split",
-            )
-        raise store.not_found(ref)
+    upload = _own_upload(
+        session, principal.owner, ref, "; only uploads have a downloadable split", with_data=True
+    )
     if test_fraction is not None and upload.n_test_rows:
         raise invalid(
             "test_fraction",
@@ -130,15 +125,7 @@ def delete_dataset(
     """Delete one of your uploads (jobs that used it keep their results); its stored file
     goes too unless another upload has the same bytes."""
     with database.write_session() as session:
-        upload = store.find_upload(session, principal.owner, ref)
-        if upload is None:
-            if store.is_catalog_name(ref):
-                raise Conflict.for_field(
-                    "dataset",
-                    "built-in",
-                    summary=f"{ref!r} is a built-in dataset and cannot be deleted",
-                )
-            raise store.not_found(ref)
+        upload = _own_upload(session, principal.owner, ref, " and cannot be deleted")
         session.delete(upload)
         session.flush()
         dataset_blobs.release(session, settings, upload)
@@ -303,6 +290,21 @@ def _default_name(filename: str | None) -> str:
             "body.name", "required", summary="the file has no usable name; send a name field"
         )
     return stem[:100]
+
+
+def _own_upload(
+    session: Session, owner: str, ref: str, why_not_builtin: str, *, with_data: bool = False
+) -> Dataset:
+    """The owner's upload `ref`; a built-in name is 409 (`why_not_builtin` ends its summary),
+    anything else 404."""
+    upload = store.find_upload(session, owner, ref, with_data=with_data)
+    if upload is not None:
+        return upload
+    if store.is_catalog_name(ref):
+        raise Conflict.for_field(
+            "dataset", "built-in", summary=f"{ref!r} is a built-in dataset{why_not_builtin}"
+        )
+    raise store.not_found(ref)
 
 
 def _check_name(name: str) -> None:

@@ -84,17 +84,19 @@ def get_job(job_id: str, principal: PrincipalDep, database: DatabaseDep) -> JobR
     return views.job_view(database, principal.owner, job_id)
 
 
+#: The page cursor of the per-epoch routes (metrics, diagnostics).
+AfterEpoch = Annotated[
+    int,
+    Query(ge=0, le=2**31 - 1, description="Only epochs after this one (the previous page's last)"),
+]
+
+
 @router.get("/{job_id}/metrics", response_model=MetricsPage, responses=ERROR_RESPONSES)
 def job_metrics(
     job_id: str,
     principal: PrincipalDep,
     database: DatabaseDep,
-    after_epoch: Annotated[
-        int,
-        Query(
-            ge=0, le=2**31 - 1, description="Only epochs after this one (the previous page's last)"
-        ),
-    ] = 0,
+    after_epoch: AfterEpoch = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MetricsPage:
     """Per-epoch metric history in epoch order, a page at a time."""
@@ -108,12 +110,7 @@ def job_diagnostics(
     job_id: str,
     principal: PrincipalDep,
     database: DatabaseDep,
-    after_epoch: Annotated[
-        int,
-        Query(
-            ge=0, le=2**31 - 1, description="Only epochs after this one (the previous page's last)"
-        ),
-    ] = 0,
+    after_epoch: AfterEpoch = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> DiagnosticsPage:
     """Per-layer statistics per epoch, in epoch order, a page at a time: for each layer its

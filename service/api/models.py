@@ -190,7 +190,7 @@ def put_alias(
 def get_alias(name: str, alias: str, principal: PrincipalDep, session: SessionDep) -> AliasOut:
     """An alias: its version, or its split of traffic by weight, and its shadow."""
     model = reads.get_model(session, principal.owner, name)
-    return _alias_out(session, model, traffic.get_alias(session, model, alias))
+    return _alias_out(session, model, reads.get_alias(session, model, alias))
 
 
 def _alias_out(session: Session, model: Model, record: ModelAlias) -> AliasOut:

@@ -154,3 +154,15 @@ def spec_summary(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, dict):
         return {}
     return {"input_dim": spec.get("input_dim"), "loss": spec.get("loss")}
+
+
+def get_alias(session: Session, model: Model, alias: str) -> ModelAlias:
+    """The alias row, or the 404 naming it."""
+    record = None
+    if queryable(alias):
+        record = session.scalar(
+            select(ModelAlias).where(ModelAlias.model_id == model.id, ModelAlias.alias == alias)
+        )
+    if record is None:
+        raise alias_not_found(model, alias)
+    return record

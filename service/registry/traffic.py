@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import invalid
 from service.models import Model, ModelAlias, ModelVersion
-from service.registry.names import queryable, shown
-from service.registry.reads import alias_not_found
+from service.registry.names import shown
 
 #: At most this many versions share one alias's traffic.
 MAX_SPLIT = 10
@@ -109,18 +108,6 @@ def routing(session: Session, record: ModelAlias) -> Routing:
     split = [Share(numbers[vid], int(weight)) for vid, weight in record.traffic["split"]]
     shadow = record.traffic.get("shadow")
     return Routing(split, None if shadow is None else numbers[shadow])
-
-
-def get_alias(session: Session, model: Model, alias: str) -> ModelAlias:
-    """The alias row, or the 404 naming it."""
-    record = None
-    if queryable(alias):
-        record = session.scalar(
-            select(ModelAlias).where(ModelAlias.model_id == model.id, ModelAlias.alias == alias)
-        )
-    if record is None:
-        raise alias_not_found(model, alias)
-    return record
 
 
 def routings(session: Session, model: Model) -> dict[str, Routing]:

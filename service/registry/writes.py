@@ -19,8 +19,8 @@ from nn_core.heads import Head
 from service.errors import Conflict, Unprocessable
 from service.models import Model, ModelAlias, ModelVersion, utcnow
 from service.registry import traffic
-from service.registry.names import check_alias, queryable, shown
-from service.registry.reads import alias_not_found, resolve_version
+from service.registry.names import check_alias, shown
+from service.registry.reads import get_alias, resolve_version
 from service.schemas.errors import ErrorDetail
 
 
@@ -119,13 +119,7 @@ def set_alias(
 
 
 def delete_alias(session: Session, model: Model, alias: str) -> None:
-    record = None
-    if queryable(alias):
-        record = session.scalar(
-            select(ModelAlias).where(ModelAlias.model_id == model.id, ModelAlias.alias == alias)
-        )
-    if record is None:
-        raise alias_not_found(model, alias)
+    record = get_alias(session, model, alias)
     session.execute(delete(ModelAlias).where(ModelAlias.id == record.id))
 
 
