@@ -9,17 +9,74 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import redis
+from jobs_helpers import job_settings
+from rq import Queue
 from server_process import NN_SERVICE, free_port
+from service_helpers import bearer
 from sqlalchemy import select
 
+from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.models import TrainingJob
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+@contextlib.contextmanager
+def rq_test_settings(
+    postgres_url: str, redis_url: str, data_dir: Path, **overrides: Any
+) -> Iterator[Settings]:
+    """Settings on a test's own Postgres schema and the shared Redis with a queue of the
+    test's own, deleted afterwards."""
+    settings = job_settings(
+        postgres_url,
+        data_dir,
+        runner="rq",
+        redis_url=redis_url,
+        rq_queue=f"nns-test-{uuid.uuid4().hex[:10]}",
+        **overrides,
+    )
+    yield settings
+    connection = redis.Redis.from_url(redis_url)
+    Queue(settings.rq_queue, connection=connection).delete(delete_jobs=True)
+    connection.close()
+
+
+@contextlib.contextmanager
+def worker_pool(log_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `nn-service worker` processes (`start(settings, **env)`); all are killed when
+    the block ends."""
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(worker_env(settings, **env), log_dir / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill_group()
+
+
+@contextlib.asynccontextmanager
+async def api(settings: Settings) -> AsyncIterator[tuple[Database, httpx.AsyncClient]]:
+    """The app started (its RQ runner too), and a client with the admin key."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        key = settings.admin_key_path.read_text().strip()
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer(key), timeout=60
+        ) as client:
+            yield application.state.db, client
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -13,8 +13,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 import redis
 from environment import missing
 from jobs_helpers import (
-    job_settings,
     parse_events,
     row_is_free,
     slow_spec,
@@ -36,10 +34,11 @@ from rq_helpers import (
     REDIS_SERVER,
     RedisServer,
     WorkerProcess,
+    api,
     owner_pid,
-    worker_env,
+    rq_test_settings,
+    worker_pool,
 )
-from service_helpers import bearer
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from waiting import POLL_SECONDS, ProcessWatch, process_alive, until
@@ -47,7 +46,6 @@ from waiting import POLL_SECONDS, ProcessWatch, process_alive, until
 from nn_core.datasets.catalog import load_dataset
 from nn_core.spec import build_model
 from nn_core.training import Trainer
-from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.jobs import rq_queue
@@ -63,18 +61,10 @@ def _done(job: dict[str, Any]) -> bool:
 @pytest.fixture
 def rq_settings(postgres_schema_url: str, redis_url: str, tmp_path: Path) -> Iterator[Settings]:
     """Postgres schema of this test, the shared Redis with a queue of this test's own."""
-    settings = job_settings(
-        postgres_schema_url,
-        tmp_path / "data",
-        runner="rq",
-        redis_url=redis_url,
-        rq_queue=f"nns-test-{uuid.uuid4().hex[:10]}",
-        checkpoint_every=3,
-    )
-    yield settings
-    connection = redis.Redis.from_url(redis_url)
-    Queue(settings.rq_queue, connection=connection).delete(delete_jobs=True)
-    connection.close()
+    with rq_test_settings(
+        postgres_schema_url, redis_url, tmp_path / "data", checkpoint_every=3
+    ) as settings:
+        yield settings
 
 
 @pytest.fixture
@@ -91,29 +81,8 @@ def private_redis(redis_url: str, tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Start `nn-service worker` processes; all are killed at the end of the test."""
-    started: list[WorkerProcess] = []
-
-    def start(settings: Settings, **env: str) -> WorkerProcess:
-        log_path = tmp_path / f"worker-{len(started)}.log"
-        worker = WorkerProcess(worker_env(settings, **env), log_path)
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill_group()
-
-
-@asynccontextmanager
-async def api(settings: Settings) -> AsyncIterator[tuple[Database, httpx.AsyncClient]]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        key = settings.admin_key_path.read_text().strip()
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=bearer(key), timeout=60
-        ) as client:
-            yield application.state.db, client
+    with worker_pool(tmp_path) as start:
+        yield start
 
 
 async def _submit(client: httpx.AsyncClient, spec: dict[str, Any], name: str = "m") -> str:
