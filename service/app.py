@@ -19,7 +19,7 @@ from service import migrate
 from service.api.dashboard import mount_dashboard
 from service.api.docs import mount_docs
 from service.api.errors import ErrorShapeMiddleware, install_error_handlers
-from service.api.openapi import strict_openapi_31
+from service.api.openapi import add_read_bodies, strict_openapi_31
 from service.api.routes import routers
 from service.auth import ensure_admin_key
 from service.config import Settings
@@ -42,7 +42,7 @@ class ServiceApp(FastAPI):
     def openapi(self) -> dict[str, Any]:
         fresh = self.openapi_schema is None
         document = super().openapi()
-        return strict_openapi_31(document) if fresh else document
+        return strict_openapi_31(add_read_bodies(document)) if fresh else document
 
 
 @asynccontextmanager

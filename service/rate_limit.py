@@ -16,7 +16,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.auth import ApiKeyHeaderDep, BearerDep, Principal, current_principal
+from service.auth import (
+    ApiKeyHeaderDep,
+    BearerDep,
+    Principal,
+    current_principal,
+    request_principal,
+)
 from service.errors import RateLimited
 
 #: Forget buckets idle long enough to be full again, once this many keys are tracked.
@@ -71,6 +77,13 @@ async def limit_predictions(
     It authenticates itself (current_principal's work) with the limiter from app.state:
     prediction routes are the hot path, and every dependency FastAPI solves costs time."""
     principal = await current_principal(request, bearer, api_key)
+    charge(request.app.state.predict_limiter, principal, 1)
+    return principal
+
+
+async def charge_caller(request: Request) -> Principal:
+    """limit_predictions for a route that takes no dependencies (see request_principal)."""
+    principal = await request_principal(request)
     charge(request.app.state.predict_limiter, principal, 1)
     return principal
 

@@ -27,6 +27,7 @@ from nn_core.serialize import load_model, load_state
 from service.config import Settings
 from service.db import Database
 from service.errors import Conflict, ServiceError
+from service.hot_select import HotSelect
 from service.jobs.views import job_not_found
 from service.models import Checkpoint, Model, ModelAlias, ModelVersion, TrainingJob
 from service.observability import note_served
@@ -96,7 +97,7 @@ class VersionTarget:
             query, params["number"] = _VERSION_NUMBER, int(ref)
         else:
             return self._find_alias(reader, params, ref)
-        row = reader.execute(query, params).first()
+        row = query.first(reader, params)
         if row is None:
             return None
         version_id, number, created_at, threshold = row
@@ -106,7 +107,7 @@ class VersionTarget:
         """A plain alias is the one row; a split alias draws a version by weight (a second
         narrow query when the draw is not its heaviest share) and carries its shadow."""
         params["alias"] = alias
-        row = reader.execute(_VERSION_ALIAS, params).first()
+        row = _VERSION_ALIAS.first(reader, params)
         if row is None:
             return None
         version_id, number, created_at, threshold, stored = row
@@ -114,7 +115,7 @@ class VersionTarget:
         if stored is not None:
             chosen, shadow = traffic.pick(stored)
             if chosen != version_id:
-                row = reader.execute(_VERSION_ID, {"id": chosen}).first()
+                row = _VERSION_ID.first(reader, {"id": chosen})
                 if row is None:  # deleted meanwhile (refused while aliased, so a race)
                     return None
                 version_id, number, created_at, threshold = row
@@ -140,7 +141,7 @@ class CheckpointTarget:
     def find(self, reader: Reader, owner: str) -> _Found | None:
         if not queryable(self.job_id):
             return None
-        row = reader.execute(_CHECKPOINT, {"owner": owner, "job_id": self.job_id}).first()
+        row = _CHECKPOINT.first(reader, {"owner": owner, "job_id": self.job_id})
         if row is None:
             return None
         checkpoint_id, epoch, model_name = row
@@ -189,9 +190,7 @@ async def serve(database: Database, cache: ModelCache, owner: str, target: Targe
 async def serve_shadow(database: Database, cache: ModelCache, name: str, version_id: int) -> Served:
     """The shadow version (by id, as an alias stores it), loaded through the cache; a
     ServiceError if it is gone (the caller swallows and counts it)."""
-    found = await database.read(
-        lambda reader: reader.execute(_VERSION_ID, {"id": version_id}).first()
-    )
+    found = await database.read(lambda reader: _VERSION_ID.first(reader, {"id": version_id}))
     if found is None:
         raise reads.version_deleted()
     version_id, number, created_at, threshold = found
@@ -241,17 +240,19 @@ _VERSION = (
     .join(Model, Model.id == ModelVersion.model_id)
     .where(Model.owner == bindparam("owner"), Model.name == bindparam("name"))
 )
-_VERSION_LATEST = _VERSION.order_by(ModelVersion.version.desc()).limit(1)
-_VERSION_NUMBER = _VERSION.where(ModelVersion.version == bindparam("number"))
-_VERSION_ALIAS = (
+_VERSION_LATEST = HotSelect(_VERSION.order_by(ModelVersion.version.desc()).limit(1))
+_VERSION_NUMBER = HotSelect(_VERSION.where(ModelVersion.version == bindparam("number")))
+_VERSION_ALIAS = HotSelect(
     _VERSION.add_columns(ModelAlias.traffic)
     .join(ModelAlias, ModelAlias.version_id == ModelVersion.id)
     .where(ModelAlias.alias == bindparam("alias"))
 )
-_VERSION_ID = select(
-    ModelVersion.id, ModelVersion.version, ModelVersion.created_at, ModelVersion.threshold
-).where(ModelVersion.id == bindparam("id"))
-_CHECKPOINT = (
+_VERSION_ID = HotSelect(
+    select(
+        ModelVersion.id, ModelVersion.version, ModelVersion.created_at, ModelVersion.threshold
+    ).where(ModelVersion.id == bindparam("id"))
+)
+_CHECKPOINT = HotSelect(
     select(Checkpoint.id, Checkpoint.epoch, TrainingJob.model_name)
     .join(TrainingJob, TrainingJob.id == Checkpoint.job_id)
     .where(TrainingJob.id == bindparam("job_id"), TrainingJob.owner == bindparam("owner"))

@@ -16,10 +16,10 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+from service.api.bodies import body_error
 from service.errors import PayloadTooLarge, invalid
 
 FieldsT = TypeVar("FieldsT", bound=BaseModel)
@@ -77,8 +77,7 @@ def form_fields(model: type[FieldsT], form: FormData, *, exclude: tuple[str, ...
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
+        raise body_error(exc) from None
 
 
 async def read_upload(upload: UploadFile, limit: int, field: str) -> bytes:

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service import explaining, predictor
+from service.api.bodies import body_error
 from service.api.errors import error_responses
 from service.api.forms import form_fields, form_file, read_upload, uploaded_form
 from service.api.predict import PREDICT_RESPONSES
@@ -158,8 +158,7 @@ def _json_query(raw: bytes) -> DigitQuery:
     try:
         body = MnistPredictRequest.model_validate(data)
     except ValidationError as exc:
-        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors) from None
+        raise body_error(exc) from None
     given = [k for k in ("instances", "png", "pngs") if getattr(body, k) is not None]
     if len(given) != 1:
         got = ", ".join(given) if given else "none"

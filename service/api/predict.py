@@ -8,12 +8,16 @@ never stalls the loop (see service/serving.py and predictor.compute).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response
+from fastapi import APIRouter, Request, Response
+from starlette.background import BackgroundTask
 
 from nn_core.heads import Decoded
 from service import predictor, shadow
+from service.api.bodies import json_body
 from service.api.errors import ERROR_RESPONSES, error_responses
-from service.rate_limit import PredictPrincipalDep
+from service.api.openapi import read_body
+from service.auth import KEY_SECURITY
+from service.rate_limit import charge_caller
 from service.registry.names import version_ref
 from service.schemas.predict import Prediction, PredictRequest, PredictResponse
 from service.serving import VersionTarget, serve
@@ -21,21 +25,17 @@ from service.serving import VersionTarget, serve
 router = APIRouter(tags=["predictions"])
 
 PREDICT_RESPONSES = {**ERROR_RESPONSES, **error_responses(429, 503)}
+_PREDICT_RESPONSES = {**PREDICT_RESPONSES, **error_responses(415)}
 
 
 @router.post(
     "/v1/models/{name}:predict",
     response_model=PredictResponse,
     response_model_exclude_none=True,
-    responses=PREDICT_RESPONSES,
+    responses=_PREDICT_RESPONSES,
+    openapi_extra={**read_body(PredictRequest), **KEY_SECURITY},
 )
-async def predict(
-    name: str,
-    body: PredictRequest,
-    request: Request,
-    background: BackgroundTasks,
-    principal: PredictPrincipalDep,
-) -> Response:
+async def predict(name: str, request: Request) -> Response:
     """Predict a batch of instances with the latest version, or `version` / `alias`.
 
     Classifiers answer a label and per-class probabilities for each instance; regression
@@ -45,35 +45,43 @@ async def predict(
     `version` names the version drawn to answer; an alias's shadow version sees the request
     after the answer is sent and is never returned.
     """
-    # The hot path: app state read here rather than as dependencies (each one FastAPI solves
-    # costs more than the read), and the answer serialized once, not validated again.
-    database, cache = request.app.state.db, request.app.state.model_cache
+    # The hot path: the key, the limit and the body are read here, not as parameters and
+    # dependencies FastAPI solves (that costs more than the prediction), app state is read
+    # directly, and the answer is serialized once, not validated again.
+    principal = await charge_caller(request)
+    body = await json_body(request, PredictRequest)
+    state = request.app.state
     target = VersionTarget(name, version_ref(body.version, body.alias))
-    served = await serve(database, cache, principal.owner, target)
+    served = await serve(state.db, state.model_cache, principal.owner, target)
     model = served.model
     threshold = predictor.threshold_for(model, body.threshold, served.threshold, "threshold")
 
     def work() -> Response:
         x = predictor.model_input(model, body.instances, "instances")
         decoded = predictor.run(model, x, "instances", threshold)
-        if served.shadow is not None:
-            background.add_task(
-                shadow.mirror,
-                database,
-                cache,
-                request.app.state.metrics,
-                served,
-                x,
-                decoded,
-                body.threshold,
-            )
         answer = PredictResponse(
             predictions=to_predictions(decoded),
             model=served.name,
             version=served.number,
             threshold=predictor.shown_threshold(model, threshold),
         )
-        return Response(answer.model_dump_json(exclude_none=True), media_type="application/json")
+        mirror = None
+        if served.shadow is not None:  # runs after the answer is sent
+            mirror = BackgroundTask(
+                shadow.mirror,
+                state.db,
+                state.model_cache,
+                state.metrics,
+                served,
+                x,
+                decoded,
+                body.threshold,
+            )
+        return Response(
+            answer.model_dump_json(exclude_none=True),
+            media_type="application/json",
+            background=mirror,
+        )
 
     return await predictor.compute(model, len(body.instances), work)
 

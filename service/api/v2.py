@@ -20,7 +20,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
@@ -28,6 +27,7 @@ from starlette.background import BackgroundTask
 from nn_core.heads import Decoded
 from service import predictor, shadow
 from service.api import v2_binary
+from service.api.bodies import body_error
 from service.api.errors import error_responses
 from service.api.health import check_ready
 from service.auth import PrincipalDep
@@ -286,11 +286,8 @@ async def _read(request: Request, limit: int) -> tuple[InferRequest, list[bytes 
         raise invalid("body", "is nested too deeply") from None
     try:
         body = InferRequest.model_validate(document)
-    except ValidationError as exc:  # answered like FastAPI's own body validation
-        errors = exc.errors(include_url=False, include_context=False)
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in errors]
-        ) from None
+    except ValidationError as exc:
+        raise body_error(exc) from None
     sizes = [
         v2_binary.binary_size(tensor.parameters, f"inputs[{i}]")
         for i, tensor in enumerate(body.inputs)

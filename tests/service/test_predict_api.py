@@ -146,7 +146,7 @@ async def test_predict_picks_versions(client: httpx.AsyncClient, alice: dict[str
         ('{"instances": []}', "body.instances"),
         ('{"instances": [[0, 1]], "version": "1"}', "body.version"),
         ('{"instances": [[0, 1]], "extra": true}', "body.extra"),
-        ('{"instances": [[0, 1]', "body.21"),
+        ('{"instances": [[0, 1]', "body"),
         ("[1, 2]", "body"),
     ],
 )
@@ -156,6 +156,46 @@ async def test_predict_bad_input_is_422_naming_the_field(
     response = await _raw(client, alice, "/v1/models/xor:predict", body)
     assert response.status_code == 422, response.text
     assert _error_field(response) == field
+
+
+async def test_predict_reads_json_bodies_as_fastapi_does(
+    client: httpx.AsyncClient, alice: dict[str, str]
+) -> None:
+    """:predict reads its own body: JSON with no Content-Type or any application/*+json is
+    accepted, anything else answers 415 naming content-type, and an empty body 422."""
+    body = '{"instances": [[0, 1]]}'
+    path = "/v1/models/xor:predict"
+    for media in (None, "application/json; charset=utf-8", "application/vnd.nns+json"):
+        headers = alice if media is None else {**alice, "Content-Type": media}
+        answered = await client.post(path, headers=headers, content=body)
+        assert answered.status_code == 200, (media, answered.text)
+        assert answered.json()["predictions"][0]["label"] in ("no", "yes")
+    form = await client.post(path, headers={**alice, "Content-Type": "text/plain"}, content=body)
+    assert form.status_code == 415 and _error_field(form) == "content-type"
+    empty = await _raw(client, alice, path, "")
+    assert empty.status_code == 422 and _error_field(empty) == "body"
+    broken = await _raw(client, alice, path, '{"instances": [[0, 1]')
+    assert "not valid JSON" in broken.json()["error"]["message"]
+
+
+async def test_predict_asks_for_the_key_before_reading_the_body(
+    client: httpx.AsyncClient, alice: dict[str, str]
+) -> None:
+    """Without a key, a broken body is not examined: 401, not 422."""
+    response = await _raw(client, {}, "/v1/models/xor:predict", '{"instances": [[0, 1]')
+    assert response.status_code == 401
+
+
+async def test_predict_documents_its_body_and_security(client: httpx.AsyncClient) -> None:
+    """The body and key :predict read themselves are documented as FastAPI documents them."""
+    document = (await client.get("/openapi.json")).json()
+    operation = document["paths"]["/v1/models/{name}:predict"]["post"]
+    assert operation["security"] == [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/PredictRequest"}
+    request = document["components"]["schemas"]["PredictRequest"]
+    assert request["required"] == ["instances"] and "default" not in request["properties"]["alias"]
+    assert set(document["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
 
 
 # ----------------------------------------------------------------------------- v2
