@@ -28,8 +28,9 @@ class _Compiled:
     #: The bound parameters' names in the order of the SQL's placeholders, with defaults.
     names: tuple[str, ...]
     defaults: dict[str, Any]
-    #: Per column, the function turning the driver's value into the column type's, or None.
-    processors: list[Callable[[Any], Any] | None]
+    #: (column index, function turning the driver's value into the column type's), for
+    #: the columns that need one.
+    processors: list[tuple[int, Callable[[Any], Any]]]
 
 
 class HotSelect:
@@ -61,20 +62,23 @@ class HotSelect:
             raise OperationalError(compiled.sql, values, exc) from exc
         if row is None:
             return None
-        return tuple(
-            value if process is None else process(value)
-            for process, value in zip(compiled.processors, row, strict=True)
-        )
+        if not compiled.processors:
+            return tuple(row)
+        converted = list(row)
+        for i, process in compiled.processors:
+            converted[i] = process(converted[i])
+        return tuple(converted)
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         for bind in compiled.binds.values():
             if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
                 raise TypeError(f"{bind.key!r} needs converting; run this statement normally")
-        processors: list[Callable[[Any], Any] | None] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in self.statement.selected_columns
-        ]
+        processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, column in enumerate(self.statement.selected_columns):
+            process = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if process is not None:
+                processors.append((i, process))
         names = tuple(compiled.positiontup or ())
         self._sqlite = _Compiled(compiled.string, names, dict(compiled.params), processors)
         return self._sqlite

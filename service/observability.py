@@ -135,17 +135,39 @@ class Metrics:
             shadow,
             registry=own,
         )
-        self._model_series: set[tuple[str, str]] = set()
+        #: Each series' labelled children, kept once looked up: `labels()` validates and
+        #: locks on every call, a measurable part of a prediction's cost.
+        self._http_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._model_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._model_pairs: set[tuple[str, str]] = set()
         self.registry.register(JobsCollector(database))
+
+    def http_series(self, method: str, route: str, status: str) -> tuple[Any, Any]:
+        """The request counter and latency histogram of one (method, route, status)."""
+        key = (method, route, status)
+        series = self._http_series.get(key)
+        if series is None:
+            series = self.requests.labels(*key), self.latency.labels(method, route)
+            self._http_series[key] = series
+        return series
+
+    def model_series(self, model: str, version: str, route: str) -> tuple[Any, Any]:
+        """The request counter and latency histogram of one model version on one route."""
+        labels = (*self.model_labels(model, version), route)  # bounded: see model_labels
+        series = self._model_series.get(labels)
+        if series is None:
+            series = self.model_requests.labels(*labels), self.model_latency.labels(*labels)
+            self._model_series[labels] = series
+        return series
 
     def model_labels(self, model: str, version: str) -> tuple[str, str]:
         """(model, version) as labels, or OTHER twice once MAX_MODEL_SERIES pairs exist."""
         pair = (model, version)
-        if pair in self._model_series:
+        if pair in self._model_pairs:
             return pair
-        if len(self._model_series) >= MAX_MODEL_SERIES:
+        if len(self._model_pairs) >= MAX_MODEL_SERIES:
             return OTHER, OTHER
-        self._model_series.add(pair)
+        self._model_pairs.add(pair)
         return pair
 
 
@@ -182,12 +204,13 @@ class MetricsMiddleware:
             elapsed = (sent or time.perf_counter()) - started
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             method = str(scope.get("method", ""))
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
+            count, latency = self.metrics.http_series(method, route, str(status))
+            count.inc()
+            latency.observe(elapsed)
             for model, version in dict.fromkeys(served):
-                labels = (*self.metrics.model_labels(model, version), route)
-                self.metrics.model_requests.labels(*labels).inc()
-                self.metrics.model_latency.labels(*labels).observe(elapsed)
+                count, latency = self.metrics.model_series(model, version, route)
+                count.inc()
+                latency.observe(elapsed)
 
 
 class JsonFormatter(logging.Formatter):

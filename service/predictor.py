@@ -54,6 +54,8 @@ def numeric_input(model: NNModel, data: Any, field: str) -> np.ndarray:
     if width is not None and arr.shape[1] != width:
         raise invalid(field, f"each instance needs {width} values, got {arr.shape[1]}")
     _check_finite(arr, field, "contains NaN, Infinity or null")
+    if arr.dtype == model.dtype:
+        return arr
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         cast = arr.astype(model.dtype)
     _check_finite(cast, field, f"has a value too large for {model.dtype}")
@@ -90,9 +92,11 @@ def _all_numbers(value: Any) -> bool:
 
 
 def _check_finite(arr: np.ndarray, field: str, message: str) -> None:
-    bad = ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        raise invalid(f"{field}[{int(np.argmax(bad))}]", message)
+    finite = np.isfinite(arr)
+    if finite.all():  # the common case: one reduction, no row search
+        return
+    bad = ~finite.all(axis=1)
+    raise invalid(f"{field}[{int(np.argmax(bad))}]", message)
 
 
 def text_input(data: Any, field: str) -> list[str]:
