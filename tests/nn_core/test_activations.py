@@ -71,6 +71,29 @@ def test_softmax_shifted_by_row_max() -> None:
     assert logp[1, 0] == pytest.approx(-1000.0)
 
 
+@pytest.mark.parametrize("shape", [(1, 10), (256, 10), (7, 32), (7, 33), (64, 300)])
+def test_softmax_narrow_and_wide_rows_agree_with_the_definition(shape: tuple[int, int]) -> None:
+    """Narrow batches take the column-wise path, wide ones the row-wise: both are softmax,
+    C-contiguous, in place when asked."""
+    z = np.random.default_rng(0).normal(scale=5.0, size=shape).astype(np.float32)
+    wide = z.astype(np.float64)
+    want = np.exp(wide - wide.max(axis=1, keepdims=True))
+    want /= want.sum(axis=1, keepdims=True)
+    got = softmax(z)
+    assert got.dtype == np.float32 and got.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    in_place = z.copy()
+    assert softmax(in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, got)
+
+
+def test_relu_keeps_nan_and_its_dtype() -> None:
+    z = np.array([[-1.0, np.nan, 2.0, -0.0]], dtype=np.float32)
+    out = build_activation("relu").forward(z)
+    assert out is z and out.dtype == np.float32
+    np.testing.assert_array_equal(out, [[0.0, np.nan, 2.0, 0.0]])
+
+
 @pytest.mark.parametrize(
     ("config", "field"),
     [
