@@ -50,6 +50,22 @@ def read_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+def path_parameters(*names: str) -> dict[str, Any]:
+    """`openapi_extra` documenting string path parameters a route reads itself from
+    `request.path_params`, as FastAPI documents a `name: str` parameter."""
+    return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "title": name.replace("_", " ").title()},
+            }
+            for name in names
+        ]
+    }
+
+
 def add_read_bodies(document: dict[str, Any]) -> dict[str, Any]:
     """Put the schemas of read_body's models in the document's components (in place)."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})

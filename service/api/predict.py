@@ -15,7 +15,7 @@ from nn_core.heads import Decoded
 from service import predictor, shadow
 from service.api.bodies import json_body
 from service.api.errors import ERROR_RESPONSES, error_responses
-from service.api.openapi import read_body
+from service.api.openapi import path_parameters, read_body
 from service.auth import KEY_SECURITY
 from service.rate_limit import charge_caller
 from service.registry.names import version_ref
@@ -33,9 +33,9 @@ _PREDICT_RESPONSES = {**PREDICT_RESPONSES, **error_responses(415)}
     response_model=PredictResponse,
     response_model_exclude_none=True,
     responses=_PREDICT_RESPONSES,
-    openapi_extra={**read_body(PredictRequest), **KEY_SECURITY},
+    openapi_extra={**path_parameters("name"), **read_body(PredictRequest), **KEY_SECURITY},
 )
-async def predict(name: str, request: Request) -> Response:
+async def predict(request: Request) -> Response:
     """Predict a batch of instances with the latest version, or `version` / `alias`.
 
     Classifiers answer a label and per-class probabilities for each instance; regression
@@ -45,9 +45,10 @@ async def predict(name: str, request: Request) -> Response:
     `version` names the version drawn to answer; an alias's shadow version sees the request
     after the answer is sent and is never returned.
     """
-    # The hot path: the key, the limit and the body are read here, not as parameters and
-    # dependencies FastAPI solves (that costs more than the prediction), app state is read
-    # directly, and the answer is serialized once, not validated again.
+    # The hot path: the model's name, the key, the limit and the body are read here, not
+    # as parameters and dependencies FastAPI solves (that costs more than the prediction),
+    # app state is read directly, and the answer is serialized once, not validated again.
+    name: str = request.path_params["name"]
     principal = await charge_caller(request)
     body = await json_body(request, PredictRequest)
     state = request.app.state
