@@ -363,7 +363,7 @@ def main() -> None:
         line, rps = row(name, results, seconds)
         used = spent / max(1, len(results.latencies_ms)) * 1e6 if pid else float("nan")
         per_request.append(used)
-        print(f"{line} {used:10.0f}")
+        print(f"{line} {used:10.0f}" if pid else f"{line} {'-':>10}")
         rates.append(rps)
         errors += results.errors
         samples += results.error_samples
