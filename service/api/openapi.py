@@ -32,10 +32,6 @@ def strict_openapi_31(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def _encoded(schema: dict[str, Any]) -> Any:
-    return jsonable_encoder(Schema.model_validate(schema), by_alias=True, exclude_none=True)
-
-
 _COMPONENTS = "#/components/schemas/"
 #: Models of the JSON bodies that routes read themselves (see service/api/bodies.py).
 #: FastAPI puts only its body parameters' models in components; add_read_bodies adds these.
@@ -76,3 +72,7 @@ def add_read_bodies(document: dict[str, Any]) -> dict[str, Any]:
         schemas.update({key: _encoded(value) for key, value in found.items()})
     document["components"]["schemas"] = dict(sorted(schemas.items()))
     return document
+
+
+def _encoded(schema: dict[str, Any]) -> Any:
+    return jsonable_encoder(Schema.model_validate(schema), by_alias=True, exclude_none=True)
