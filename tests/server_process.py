@@ -42,7 +42,7 @@ class ServerProcess:
             "DATA_DIR": str(self.data_dir),
             **({"DATABASE_URL": database_url} if database_url else {}),
             "HEARTBEAT_SECONDS": "0.3",
-            "LEASE_SECONDS": "3",
+            "LEASE_SECONDS": "6",
             "CANCEL_GRACE_SECONDS": "2",
         }
         values.update({k.upper(): str(v) for k, v in settings.items()})

@@ -45,7 +45,7 @@ def job_settings(database_url: str, data_dir: Path, **overrides: Any) -> Setting
     """Settings with short heartbeats and grace periods so tests do not wait for defaults."""
     values: dict[str, Any] = {
         "heartbeat_seconds": 0.3,
-        "lease_seconds": 3.0,
+        "lease_seconds": 6.0,
         "cancel_grace_seconds": 2.0,
         "checkpoint_every": 2,
     }

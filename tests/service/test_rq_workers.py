@@ -285,7 +285,7 @@ async def test_frozen_worker_loses_its_job_when_the_lease_expires(
             return claims[-1][0] == survivor
 
         await until(taken_over, timeout=30, what="the takeover")
-        # Its pid is alive, so only the lease (3 s) tells the job is abandoned: the survivor
+        # Its pid is alive, so only the lease (6 s here) tells the job is abandoned: the survivor
         # claimed it a lease after the frozen owner's last heartbeat, not before.
         assert process_alive(first)
         last_heartbeat = max(beat for owner, beat in claims if owner == first)
