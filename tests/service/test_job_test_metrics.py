@@ -83,13 +83,19 @@ async def test_list_reads_versions_for_the_page_in_fixed_queries(
         reads = [s for s in statements if "model_versions" in s or "FROM training_jobs" in s]
         return response.json()["items"], len(reads)
 
+    async def fewest_reads() -> tuple[list[dict[str, Any]], int]:
+        """The runner's tick may fall inside a listing and only ever adds statements: the
+        fewest over three listings are the list's own."""
+        runs = [await listed() for _ in range(3)]
+        return runs[-1][0], min(reads for _, reads in runs)
+
     first = await _train(admin_client, "a")
-    items, one_job = await listed()
+    items, one_job = await fewest_reads()
     assert [i["test_metrics"] for i in items] == [first["test_metrics"]]
 
     await _train(admin_client, "b")
     await _train(admin_client, "c")
-    items, three_jobs = await listed()
+    items, three_jobs = await fewest_reads()
     assert [i["model_version"]["model_name"] for i in items] == ["c", "b", "a"]
     assert all(i["test_metrics"]["accuracy"] is not None for i in items)
     assert three_jobs == one_job  # no query per job
