@@ -34,12 +34,13 @@ def test_shapes_dtypes_and_balance(name: str) -> None:
     assert np.abs(x).max() < 12
 
 
-@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+@pytest.mark.parametrize("name", sorted({**SYNTHETIC, **SYNTHETIC_REGRESSION}))
 def test_deterministic_per_seed_and_leaves_global_rng_alone(name: str) -> None:
+    make = {**SYNTHETIC, **SYNTHETIC_REGRESSION}[name]
     before = np.random.get_state()[1].copy()  # noqa: NPY002 (checking it is untouched)
-    a = SYNTHETIC[name](100, 0.1, 7)
-    b = SYNTHETIC[name](100, 0.1, 7)
-    c = SYNTHETIC[name](100, 0.1, 8)
+    a = make(100, 0.1, 7)
+    b = make(100, 0.1, 7)
+    c = make(100, 0.1, 8)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
@@ -117,18 +118,6 @@ def test_regression_shapes_dtypes_and_range(name: str) -> None:
     assert np.isfinite(y).all()
     assert -1.0 <= y.min() < -0.5 and 0.5 < y.max() <= 1.0  # the whole range is used
     assert len(np.unique(y)) > 250  # real values, not a handful of classes
-
-
-@pytest.mark.parametrize("name", sorted(SYNTHETIC_REGRESSION))
-def test_regression_deterministic_per_seed_and_leaves_global_rng_alone(name: str) -> None:
-    before = np.random.get_state()[1].copy()  # noqa: NPY002 (checking it is untouched)
-    a = SYNTHETIC_REGRESSION[name](100, 0.1, 7)
-    b = SYNTHETIC_REGRESSION[name](100, 0.1, 7)
-    c = SYNTHETIC_REGRESSION[name](100, 0.1, 8)
-    np.testing.assert_array_equal(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    assert not np.array_equal(a[0], c[0])
-    np.testing.assert_array_equal(np.random.get_state()[1], before)  # noqa: NPY002
 
 
 def least_squares_residual(basis: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

@@ -6,20 +6,39 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from service_helpers import make_settings
+from fastapi import FastAPI
+from service_helpers import bearer, make_settings
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.models import TrainingJob
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+@asynccontextmanager
+async def running_app(
+    settings: Settings, **kwargs: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app started (its runner too, unless start_runner=False), and a client with the
+    admin key."""
+    application = create_app(settings, **kwargs)
+    async with application.router.lifespan_context(application):
+        key = settings.admin_key_path.read_text().strip()
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=bearer(key), timeout=60
+        ) as client:
+            yield application, client
 
 
 def xor_spec(epochs: int = 6, batch_size: int = 16, lr: float = 0.05) -> dict[str, Any]:

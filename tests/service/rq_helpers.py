@@ -16,13 +16,11 @@ from typing import Any
 
 import httpx
 import redis
-from jobs_helpers import job_settings
+from jobs_helpers import job_settings, running_app
 from rq import Queue
 from server_process import NN_SERVICE, free_port
-from service_helpers import bearer
 from sqlalchemy import select
 
-from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.models import TrainingJob
@@ -69,14 +67,8 @@ def worker_pool(log_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
 @contextlib.asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[tuple[Database, httpx.AsyncClient]]:
     """The app started (its RQ runner too), and a client with the admin key."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        key = settings.admin_key_path.read_text().strip()
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=bearer(key), timeout=60
-        ) as client:
-            yield application.state.db, client
+    async with running_app(settings) as (application, client):
+        yield application.state.db, client
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:

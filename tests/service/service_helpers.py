@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from service.config import Settings
@@ -16,3 +17,11 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def settings_on_copy(migrated_sqlite: Path, tmp_path: Path, **overrides: object) -> Settings:
+    """Settings on a SQLite file of its own: a copy of the session's migrated one."""
+    db_file = tmp_path / "db" / "nns.db"
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_sqlite, db_file)
+    return make_settings(f"sqlite:///{db_file}", tmp_path / "data", **overrides)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from jobs_helpers import TERMINAL, wait_for_job, xor_spec
-from service_helpers import bearer, make_settings
+from service_helpers import bearer, settings_on_copy
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
@@ -41,10 +40,7 @@ async def _service(
     tmp_path: Path, migrated_sqlite: Path, *, runner: bool = False, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Settings, Database]]:
     """A started app on its own SQLite file (a copy of the migrated one), as alice."""
-    db_file = tmp_path / "db" / "nns.db"
-    db_file.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_sqlite, db_file)
-    settings = make_settings(f"sqlite:///{db_file}", tmp_path / "data", **overrides)
+    settings = settings_on_copy(migrated_sqlite, tmp_path, **overrides)
     app = create_app(settings, start_runner=runner)
     async with app.router.lifespan_context(app):
         database: Database = app.state.db
@@ -133,20 +129,26 @@ async def test_a_large_upload_goes_to_a_private_blob_file_not_the_database(
         assert sorted(map(bytes, stored)) == sorted(map(bytes, x))
 
 
+async def _train_on_halves(http: httpx.AsyncClient) -> dict[str, Any]:
+    """Submit a short job on the upload "halves" and wait for its end."""
+    submitted = await http.post(
+        "/v1/jobs",
+        json={"dataset": "halves", "model_name": "halves", "spec": xor_spec(epochs=5)},
+    )
+    assert submitted.status_code == 202, submitted.text
+    job: dict[str, Any] = await wait_for_job(
+        http, submitted.json()["id"], lambda j: j["status"] in TERMINAL, timeout=120
+    )
+    return job
+
+
 async def test_training_on_a_file_stored_upload_succeeds(
     tmp_path: Path, migrated_sqlite: Path
 ) -> None:
     async with _service(tmp_path, migrated_sqlite, runner=True) as (http, settings, database):
         uploaded = await _upload(http, "halves", _small_csv(), "halves.csv")
         assert _blob_file(settings, _row(database, uploaded["id"])).is_file()
-        submitted = await http.post(
-            "/v1/jobs",
-            json={"dataset": "halves", "model_name": "halves", "spec": xor_spec(epochs=5)},
-        )
-        assert submitted.status_code == 202, submitted.text
-        job = await wait_for_job(
-            http, submitted.json()["id"], lambda j: j["status"] in TERMINAL, timeout=120
-        )
+        job = await _train_on_halves(http)
         assert job["status"] == "succeeded", job
         split = await http.get("/v1/datasets/halves/split/test")
         assert split.status_code == 200 and split.text.startswith("row,a,b,label\n")
@@ -211,14 +213,7 @@ async def test_a_tampered_blob_fails_the_job_and_the_download_clearly(
         assert error["type"] == "dataset_corrupt"
         assert "'halves'" in error["message"] and "altered" in error["message"]
 
-        submitted = await http.post(
-            "/v1/jobs",
-            json={"dataset": "halves", "model_name": "halves", "spec": xor_spec(epochs=5)},
-        )
-        assert submitted.status_code == 202, submitted.text
-        job = await wait_for_job(
-            http, submitted.json()["id"], lambda j: j["status"] in TERMINAL, timeout=120
-        )
+        job = await _train_on_halves(http)
         assert job["status"] == "failed", job
         assert "dataset 'halves'" in job["failure_reason"]
         assert "upload it again" in job["failure_reason"]

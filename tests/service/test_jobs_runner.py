@@ -10,8 +10,6 @@ import asyncio
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,15 +17,20 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from jobs_helpers import job_settings, row_is_free, slow_spec, wait_for_job, xor_spec
-from service_helpers import bearer
+from jobs_helpers import (
+    job_settings,
+    row_is_free,
+    running_app,
+    slow_spec,
+    wait_for_job,
+    xor_spec,
+)
 from sqlalchemy import select, update
 from waiting import ProcessWatch, process_alive, until
 
 from nn_core.datasets.catalog import load_dataset
 from nn_core.spec import build_model
 from nn_core.training import Trainer
-from service.app import create_app
 from service.config import Settings
 from service.db import Database
 from service.jobs import processes, store
@@ -36,20 +39,6 @@ from service.jobs.run import run_training
 from service.models import JobStatus, MetricPoint, TrainingJob, utcnow
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def running_app(
-    settings: Settings, **kwargs: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    application = create_app(settings, **kwargs)
-    async with application.router.lifespan_context(application):
-        key = settings.admin_key_path.read_text().strip()
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://testserver", headers=bearer(key), timeout=60
-        ) as client:
-            yield application, client
 
 
 async def _submit(client: httpx.AsyncClient, spec: dict[str, Any], name: str = "m") -> str:

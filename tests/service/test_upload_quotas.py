@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
-import shutil
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_helpers import bearer, make_settings
+from service_helpers import bearer, settings_on_copy
 from sqlalchemy import func, select
 
 from service import auth
@@ -39,10 +38,7 @@ async def _service(
     tmp_path: Path, migrated_sqlite: Path, **overrides: Any
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Keys, Settings]]:
     """A started app on its own SQLite file (a copy of the migrated one), keys for two owners."""
-    db_file = tmp_path / "db" / "nns.db"
-    db_file.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_sqlite, db_file)
-    settings = make_settings(f"sqlite:///{db_file}", tmp_path / "data", **overrides)
+    settings = settings_on_copy(migrated_sqlite, tmp_path, **overrides)
     app = create_app(settings, start_runner=False)
     async with app.router.lifespan_context(app):
         database: Database = app.state.db
